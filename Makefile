@@ -1,0 +1,100 @@
+# bnlab — make · make test · make test-asan · make bench · make demo · make install · make deps
+PREFIX ?= /usr/local
+BUILD  ?= build
+CC     ?= cc
+
+OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+PKGS         := lua5.4 libpng zlib freetype2
+
+# Warnings are errors everywhere (CI included). Never -ffast-math: NaN/Inf
+# are data in divergence studies.
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Isrc \
+           -I/usr/include/x86_64-linux-gnu/openblas-openmp \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas \
+           $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lreadline -fopenmp -lm
+
+ifeq ($(SANITIZE),1)
+CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+CORE_SRC := $(wildcard src/*.c src/ops/*.c src/data/*.c src/render/*.c)
+CORE_SRC := $(filter-out src/main.c src/repl.c,$(CORE_SRC))
+APP_SRC  := $(wildcard src/main.c src/repl.c src/bindings/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libbnlab.a
+BIN      := $(if $(APP_SRC),bnlab,)
+
+TEST_SRC := $(wildcard tests/c/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+TEST_LIB := $(BUILD)/tests/testutil.o
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps test test-asan check-c bench demo install clean
+
+all: $(LIB) $(BIN)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c $(wildcard src/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+ifneq ($(BIN),)
+$(BIN): $(APP_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+endif
+
+$(BUILD)/tests/testutil.o: tests/c/testutil.c tests/c/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%: tests/c/%.c $(TEST_LIB) $(LIB) tests/c/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_LIB) $(LIB) $(LDLIBS) -lcmocka
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# Runs every C test binary (and the Lua tests once the program exists) and
+# prints one closing "N passed, N failed" line.
+check-c: $(TEST_BIN) $(BIN)
+	@tests/run.sh $(BUILD) $(TEST_BIN)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory check-c
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check-c
+
+bench: deps
+	@scripts/deps.sh python3-torch python3-numpy
+	@$(MAKE) --no-print-directory $(BENCH_BIN)
+	@bench/run.sh $(BUILD)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/bnlab \
+	           $(DESTDIR)$(PREFIX)/share/bnlab/lua
+	$(if $(BIN),install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/)
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 src/*.h $(DESTDIR)$(PREFIX)/include/bnlab/
+	cp -r lua/. $(DESTDIR)$(PREFIX)/share/bnlab/lua/
+
+clean:
+	rm -rf build build-asan bnlab

@@ -1,0 +1,459 @@
+#include "tensor.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd.h"
+#include "strided.h"
+
+/* ---- memory accounting -------------------------------------------------- */
+
+static _Atomic int64_t mem_in_use = 0;
+static _Atomic int64_t mem_peak = 0;
+static _Atomic int64_t mem_limit = 0;
+static bn_mem_observer mem_observer = NULL;
+static void *mem_observer_ud = NULL;
+
+int64_t bn_mem_in_use(void) { return atomic_load(&mem_in_use); }
+int64_t bn_mem_peak(void) { return atomic_load(&mem_peak); }
+void bn_mem_reset_peak(void) { atomic_store(&mem_peak, atomic_load(&mem_in_use)); }
+void bn_mem_set_limit(int64_t bytes) { atomic_store(&mem_limit, bytes); }
+
+void bn_mem_set_observer(bn_mem_observer fn, void *ud)
+{
+    mem_observer = fn;
+    mem_observer_ud = ud;
+}
+
+static void mem_account(int64_t delta)
+{
+    int64_t now = atomic_fetch_add(&mem_in_use, delta) + delta;
+    int64_t peak = atomic_load(&mem_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&mem_peak, &peak, now)) {
+    }
+    if (mem_observer) mem_observer(delta, mem_observer_ud);
+}
+
+/* Largest element count we accept: keeps byte sizes far from int64 overflow. */
+#define BN_MAX_NUMEL (INT64_C(1) << 40)
+
+static bn_storage *storage_new(int64_t numel)
+{
+    if (numel < 0 || numel > BN_MAX_NUMEL)
+        return bn_fail_null(BN_ENOMEM, "tensor: cannot allocate %lld elements", (long long)numel);
+    int64_t bytes = numel * (int64_t)sizeof(float);
+    int64_t rounded = (bytes + BN_ALIGN - 1) / BN_ALIGN * BN_ALIGN;
+    if (rounded == 0) rounded = BN_ALIGN;
+    int64_t limit = atomic_load(&mem_limit);
+    if (limit > 0 && bn_mem_in_use() + rounded > limit)
+        return bn_fail_null(BN_ENOMEM,
+                            "tensor: out of memory allocating %lld bytes (limit %lld, in use %lld)",
+                            (long long)rounded, (long long)limit, (long long)bn_mem_in_use());
+    bn_storage *s = malloc(sizeof *s);
+    float *data = s ? aligned_alloc(BN_ALIGN, (size_t)rounded) : NULL;
+    if (!data) {
+        free(s);
+        return bn_fail_null(BN_ENOMEM, "tensor: out of memory allocating %lld bytes",
+                            (long long)rounded);
+    }
+    s->data = data;
+    s->numel = numel;
+    s->refcount = 1;
+    s->borrowed = false;
+    mem_account(rounded);
+    return s;
+}
+
+static void storage_release(bn_storage *s)
+{
+    if (!s || --s->refcount > 0) return;
+    if (!s->borrowed) {
+        int64_t bytes = s->numel * (int64_t)sizeof(float);
+        int64_t rounded = (bytes + BN_ALIGN - 1) / BN_ALIGN * BN_ALIGN;
+        if (rounded == 0) rounded = BN_ALIGN;
+        free(s->data);
+        mem_account(-rounded);
+    }
+    free(s);
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+static void set_contiguous_strides(bn_tensor *t)
+{
+    int64_t st = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        t->stride[d] = st;
+        st *= t->shape[d] > 0 ? t->shape[d] : 1;
+    }
+}
+
+static bn_status check_shape(const char *op, int ndim, const int64_t *shape, int64_t *numel)
+{
+    if (ndim < 0 || ndim > BN_MAX_DIMS)
+        return bn_fail(BN_EARG, "%s: expected 0 to %d dimensions, got %d", op, BN_MAX_DIMS, ndim);
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0)
+            return bn_fail(BN_EARG, "%s: size of dim %d expected >= 0, got %lld", op, d,
+                           (long long)shape[d]);
+        if (shape[d] > 0 && n > BN_MAX_NUMEL / shape[d])
+            return bn_fail(BN_ENOMEM, "%s: shape %s has too many elements", op,
+                           bn_dims_str(ndim, shape));
+        n *= shape[d];
+    }
+    *numel = n;
+    return BN_OK;
+}
+
+/* A tensor struct over `s` (takes the caller's reference to s). */
+static bn_tensor *tensor_over(bn_storage *s, int ndim, const int64_t *shape)
+{
+    bn_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        storage_release(s);
+        return bn_fail_null(BN_ENOMEM, "tensor: out of memory");
+    }
+    t->refcount = 1;
+    t->ndim = ndim;
+    if (ndim > 0) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    set_contiguous_strides(t);
+    t->storage = s;
+    return t;
+}
+
+bn_tensor *bn_tensor_empty(int ndim, const int64_t *shape)
+{
+    int64_t numel;
+    if (check_shape("empty", ndim, shape, &numel) != BN_OK) return NULL;
+    bn_storage *s = storage_new(numel);
+    if (!s) return NULL;
+    return tensor_over(s, ndim, shape);
+}
+
+bn_tensor *bn_tensor_full(int ndim, const int64_t *shape, float value)
+{
+    bn_tensor *t = bn_tensor_empty(ndim, shape);
+    if (!t) return NULL;
+    float *p = bn_tensor_data(t);
+    int64_t n = bn_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) p[i] = value;
+    return t;
+}
+
+bn_tensor *bn_tensor_zeros(int ndim, const int64_t *shape)
+{
+    bn_tensor *t = bn_tensor_empty(ndim, shape);
+    if (t) memset(bn_tensor_data(t), 0, (size_t)bn_tensor_numel(t) * sizeof(float));
+    return t;
+}
+
+bn_tensor *bn_tensor_ones(int ndim, const int64_t *shape) { return bn_tensor_full(ndim, shape, 1.0f); }
+
+bn_tensor *bn_tensor_from_array(int ndim, const int64_t *shape, const float *data)
+{
+    bn_tensor *t = bn_tensor_empty(ndim, shape);
+    if (t && bn_tensor_numel(t) > 0)
+        memcpy(bn_tensor_data(t), data, (size_t)bn_tensor_numel(t) * sizeof(float));
+    return t;
+}
+
+bn_tensor *bn_tensor_scalar(float value) { return bn_tensor_full(0, NULL, value); }
+
+bn_tensor *bn_tensor_empty_like(const bn_tensor *t) { return bn_tensor_empty(t->ndim, t->shape); }
+bn_tensor *bn_tensor_zeros_like(const bn_tensor *t) { return bn_tensor_zeros(t->ndim, t->shape); }
+
+bn_tensor *bn_tensor_arange(double start, double end, double step)
+{
+    if (!isfinite(start) || !isfinite(end) || !isfinite(step))
+        return bn_fail_null(BN_EARG, "arange: start, end and step expected finite, got %g, %g, %g",
+                            start, end, step);
+    if (step == 0) return bn_fail_null(BN_EARG, "arange: step expected non-zero, got 0");
+    if ((end - start) * step < 0)
+        return bn_fail_null(BN_EARG,
+                            "arange: step %g goes away from end (start %g, end %g)", step, start, end);
+    double count = ceil((end - start) / step);
+    if (count > (double)BN_MAX_NUMEL)
+        return bn_fail_null(BN_ENOMEM, "arange: %g elements is too many", count);
+    int64_t n = (int64_t)count;
+    bn_tensor *t = bn_tensor_empty(1, &n);
+    if (!t) return NULL;
+    float *p = bn_tensor_data(t);
+    for (int64_t i = 0; i < n; i++) p[i] = (float)(start + (double)i * step);
+    return t;
+}
+
+bn_tensor *bn_tensor_linspace(double start, double end, int64_t steps)
+{
+    if (steps < 0) return bn_fail_null(BN_EARG, "linspace: steps expected >= 0, got %lld", (long long)steps);
+    if (!isfinite(start) || !isfinite(end))
+        return bn_fail_null(BN_EARG, "linspace: start and end expected finite, got %g, %g", start, end);
+    bn_tensor *t = bn_tensor_empty(1, &steps);
+    if (!t) return NULL;
+    float *p = bn_tensor_data(t);
+    double h = steps > 1 ? (end - start) / (double)(steps - 1) : 0.0;
+    for (int64_t i = 0; i < steps; i++) p[i] = (float)(i == steps - 1 && steps > 1 ? end : start + h * (double)i);
+    return t;
+}
+
+bn_tensor *bn_tensor_logspace(double start, double end, int64_t steps, double base)
+{
+    if (!(base > 0)) return bn_fail_null(BN_EARG, "logspace: base expected > 0, got %g", base);
+    bn_tensor *t = bn_tensor_linspace(start, end, steps);
+    if (!t) return NULL;
+    float *p = bn_tensor_data(t);
+    double h = steps > 1 ? (end - start) / (double)(steps - 1) : 0.0;
+    for (int64_t i = 0; i < steps; i++) p[i] = (float)pow(base, start + h * (double)i);
+    return t;
+}
+
+bn_tensor *bn_tensor_eye(int64_t n, int64_t m)
+{
+    int64_t shape[2] = {n, m};
+    bn_tensor *t = bn_tensor_zeros(2, shape);
+    if (!t) return NULL;
+    float *p = bn_tensor_data(t);
+    for (int64_t i = 0; i < n && i < m; i++) p[i * m + i] = 1.0f;
+    return t;
+}
+
+/* ---- references --------------------------------------------------------- */
+
+bn_tensor *bn_tensor_retain(bn_tensor *t)
+{
+    if (t) t->refcount++;
+    return t;
+}
+
+void bn_tensor_release(bn_tensor *t)
+{
+    if (!t || --t->refcount > 0) return;
+    if (t->grad_fn) {
+        if (t->grad_fn->retain == t) t->grad_fn->retain = NULL;
+        bn_node_release(t->grad_fn);
+    }
+    bn_tensor_release(t->grad);
+    bn_hook_list_free(t->hooks);
+    storage_release(t->storage);
+    free(t->name);
+    free(t);
+}
+
+/* ---- facts -------------------------------------------------------------- */
+
+int64_t bn_tensor_numel(const bn_tensor *t)
+{
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    return n;
+}
+
+bool bn_tensor_is_contiguous(const bn_tensor *t)
+{
+    int64_t st = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] != 1 && t->stride[d] != st) return false;
+        st *= t->shape[d];
+    }
+    return true;
+}
+
+bool bn_shape_equal(const bn_tensor *a, const bn_tensor *b)
+{
+    if (a->ndim != b->ndim) return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return false;
+    return true;
+}
+
+const char *bn_dims_str(int ndim, const int64_t *shape)
+{
+    static _Thread_local char ring[8][160];
+    static _Thread_local int next = 0;
+    char *buf = ring[next];
+    next = (next + 1) % 8;
+    size_t len = 0;
+    buf[len++] = '[';
+    for (int d = 0; d < ndim && len < 140; d++)
+        len += (size_t)snprintf(buf + len, 160 - len, d ? " x %lld" : "%lld", (long long)shape[d]);
+    snprintf(buf + len, 160 - len, "]");
+    return buf;
+}
+
+const char *bn_shape_str(const bn_tensor *t) { return bn_dims_str(t->ndim, t->shape); }
+
+int bn_dim_wrap(const char *op, int dim, int ndim)
+{
+    int n = ndim > 0 ? ndim : 1;
+    if (dim < -n || dim >= n) {
+        bn_fail(BN_EARG, "%s: dim expected in [%d, %d], got %d", op, -n, n - 1, dim);
+        return -1;
+    }
+    return dim < 0 ? dim + n : dim;
+}
+
+float bn_tensor_get(const bn_tensor *t, const int64_t *index)
+{
+    int64_t off = t->offset;
+    for (int d = 0; d < t->ndim; d++) off += index[d] * t->stride[d];
+    return t->storage->data[off];
+}
+
+float bn_tensor_get_flat(const bn_tensor *t, int64_t i)
+{
+    int64_t off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        off += (i % t->shape[d]) * t->stride[d];
+        i /= t->shape[d];
+    }
+    return t->storage->data[off];
+}
+
+void bn_tensor_read(const bn_tensor *t, float *out)
+{
+    if (bn_tensor_is_contiguous(t)) {
+        memcpy(out, bn_tensor_data(t), (size_t)bn_tensor_numel(t) * sizeof(float));
+        return;
+    }
+    const float *base = t->storage->data;
+    int64_t i = 0;
+    FOR_EACH_OFFSET(t, off, out[i++] = base[off]);
+}
+
+/* ---- data movement ------------------------------------------------------ */
+
+static bn_status check_writable(const char *op, const bn_tensor *t)
+{
+    if (bn_grad_enabled() && (t->grad_fn || t->requires_grad))
+        return bn_fail(BN_ESTATE,
+                       "%s: cannot write in place into a tensor that is part of a gradient "
+                       "graph (detach it, or use no_grad)", op);
+    return BN_OK;
+}
+
+bn_status bn_tensor_fill(bn_tensor *t, float value)
+{
+    if (check_writable("fill", t) != BN_OK) return bn_last_status();
+    float *base = t->storage->data;
+    FOR_EACH_OFFSET(t, off, base[off] = value);
+    return BN_OK;
+}
+
+bn_status bn_tensor_copy(bn_tensor *dst, const bn_tensor *src)
+{
+    if (check_writable("copy", dst) != BN_OK) return bn_last_status();
+    /* Broadcast src to dst's shape by giving it zero strides. */
+    if (src->ndim > dst->ndim)
+        return bn_fail(BN_ESHAPE, "copy: source %s does not broadcast to destination %s",
+                       bn_shape_str(src), bn_shape_str(dst));
+    bn_tensor view = *src;
+    view.ndim = dst->ndim;
+    int lead = dst->ndim - src->ndim;
+    for (int d = 0; d < dst->ndim; d++) {
+        int64_t size = d < lead ? 1 : src->shape[d - lead];
+        int64_t st = d < lead ? 0 : src->stride[d - lead];
+        if (size != dst->shape[d] && size != 1)
+            return bn_fail(BN_ESHAPE, "copy: source %s does not broadcast to destination %s",
+                           bn_shape_str(src), bn_shape_str(dst));
+        view.shape[d] = dst->shape[d];
+        view.stride[d] = size == 1 ? 0 : st;
+    }
+    if (bn_tensor_is_contiguous(dst) && bn_tensor_is_contiguous(&view) && bn_shape_equal(dst, src) &&
+        dst->storage != src->storage) {
+        memcpy(bn_tensor_data(dst), bn_tensor_data(src), (size_t)bn_tensor_numel(dst) * sizeof(float));
+        return BN_OK;
+    }
+    /* Read first so that overlapping src/dst behave like a copy of src. */
+    int64_t n = bn_tensor_numel(dst);
+    float *tmp = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!tmp) return bn_fail(BN_ENOMEM, "copy: out of memory");
+    bn_tensor_read(&view, tmp);
+    float *base = dst->storage->data;
+    int64_t i = 0;
+    FOR_EACH_OFFSET(dst, off, base[off] = tmp[i++]);
+    free(tmp);
+    return BN_OK;
+}
+
+bn_tensor *bn_tensor_detach(bn_tensor *t)
+{
+    bn_tensor *v = calloc(1, sizeof *v);
+    if (!v) return bn_fail_null(BN_ENOMEM, "detach: out of memory");
+    v->refcount = 1;
+    v->ndim = t->ndim;
+    memcpy(v->shape, t->shape, sizeof v->shape);
+    memcpy(v->stride, t->stride, sizeof v->stride);
+    v->offset = t->offset;
+    v->storage = t->storage;
+    t->storage->refcount++;
+    return v;
+}
+
+
+bn_tensor *bn_tensor_clone(bn_tensor *t)
+{
+    /* A differentiable copy: the identity op on a fresh buffer. */
+    bn_tensor *c = bn_tensor_empty(t->ndim, t->shape);
+    if (!c) return NULL;
+    bn_tensor_read(t, bn_tensor_data(c));
+    return bn_record_identity(c, t, "clone");
+}
+
+/* ---- printing ----------------------------------------------------------- */
+
+bn_status bn_tensor_summary(const bn_tensor *t, char *buf, size_t size)
+{
+    int64_t n = bn_tensor_numel(t);
+    size_t len = (size_t)snprintf(buf, size, "tensor %s", bn_shape_str(t));
+    if (n == 0 || len >= size) return BN_OK;
+    double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
+    int64_t nonfinite = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = bn_tensor_get_flat(t, i);
+        if (!isfinite(v)) {
+            nonfinite++;
+            continue;
+        }
+        sum += v;
+        sq += v * v;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+    }
+    int64_t m = n - nonfinite;
+    if (m > 0) {
+        double mean = sum / (double)m;
+        double var = sq / (double)m - mean * mean;
+        len += (size_t)snprintf(buf + len, size - len, "  min %.4g  max %.4g  mean %.4g  std %.4g", lo,
+                                hi, mean, sqrt(var > 0 ? var : 0));
+    }
+    if (nonfinite && len < size)
+        len += (size_t)snprintf(buf + len, size - len, "  (%lld NaN/Inf)", (long long)nonfinite);
+    if (len >= size) return BN_OK;
+    len += (size_t)snprintf(buf + len, size - len, "\n  [");
+    int64_t show = n <= 8 ? n : 6;
+    for (int64_t i = 0; i < show && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, i ? ", %.4g" : "%.4g", bn_tensor_get_flat(t, i));
+    if (n > show && len < size)
+        len += (size_t)snprintf(buf + len, size - len, ", ..., %.4g, %.4g", bn_tensor_get_flat(t, n - 2),
+                                bn_tensor_get_flat(t, n - 1));
+    if (len < size) snprintf(buf + len, size - len, "]");
+    return BN_OK;
+}
+
+void bn_tensor_print(const bn_tensor *t, FILE *f)
+{
+    char buf[512];
+    bn_tensor_summary(t, buf, sizeof buf);
+    fprintf(f, "%s\n", buf);
+}
+
+bn_status bn_tensor_set_name(bn_tensor *t, const char *name)
+{
+    char *copy = strdup(name);
+    if (!copy) return bn_fail(BN_ENOMEM, "set_name: out of memory");
+    free(t->name);
+    t->name = copy;
+    return bn_hooks_fire_named(t);
+}
