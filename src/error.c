@@ -41,7 +41,13 @@ void bn_error_prefix(const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_message, sizeof old);
-    snprintf(last_message, sizeof last_message, "%s%s", prefix, old);
+    size_t n = strlen(prefix);
+    if (n >= sizeof last_message) n = sizeof last_message - 1;
+    memcpy(last_message, prefix, n);
+    size_t rest = strnlen(old, sizeof old - 1);
+    if (rest > sizeof last_message - 1 - n) rest = sizeof last_message - 1 - n;
+    memcpy(last_message + n, old, rest);
+    last_message[n + rest] = '\0';
 }
 
 bn_status bn_last_status(void) { return last_status; }

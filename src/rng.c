@@ -36,14 +36,14 @@ static inline float u01(uint32_t x) { return (float)(x >> 8) * (1.0f / 16777216.
 /* Fills n values v[i] = f(word i of the stream) from block offset g->offset.
  * Element i uses block offset + i/4, word i%4: any split of i over threads
  * reads the same words. */
-#define FILL_STREAM(g, n, i, words, body)                                               \
+#define FILL_STREAM(g, n, i, words, ...)                                               \
     do {                                                                                \
         uint64_t base_ = (g)->offset;                                                   \
         _Pragma("omp parallel for schedule(static) if (n > 65536)")                    \
         for (int64_t blk_ = 0; blk_ < ((n) + 3) / 4; blk_++) {                           \
             uint32_t words[4];                                                          \
             bn_philox(base_ + (uint64_t)blk_, 0, (g)->seed, words);                       \
-            for (int64_t i = blk_ * 4; i < blk_ * 4 + 4 && i < (n); i++) { body; }      \
+            for (int64_t i = blk_ * 4; i < blk_ * 4 + 4 && i < (n); i++) { __VA_ARGS__; }      \
         }                                                                               \
         (g)->offset += (uint64_t)(((n) + 3) / 4);                                       \
     } while (0)

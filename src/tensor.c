@@ -126,7 +126,7 @@ static bn_tensor *tensor_over(bn_storage *s, int ndim, const int64_t *shape)
 
 bn_tensor *bn_tensor_empty(int ndim, const int64_t *shape)
 {
-    int64_t numel;
+    int64_t numel = 0;
     if (check_shape("empty", ndim, shape, &numel) != BN_OK) return NULL;
     bn_storage *s = storage_new(numel);
     if (!s) return NULL;
