@@ -252,6 +252,7 @@ int64_t bn_tensor_numel(const bn_tensor *t)
 
 bool bn_tensor_is_contiguous(const bn_tensor *t)
 {
+    if (bn_tensor_numel(t) == 0) return true; /* no element is out of place */
     int64_t st = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         if (t->shape[d] != 1 && t->stride[d] != st) return false;

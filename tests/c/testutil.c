@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/npy.h"
+
 bn_tensor *tu_randn(uint64_t seed, int ndim, const int64_t *shape)
 {
     bn_rng g;
@@ -147,4 +149,16 @@ const char *tu_fixture_dir(void)
 {
     const char *d = getenv("BNLAB_FIXTURES");
     return d ? d : "tests/fixtures";
+}
+
+bn_tensor *tu_fixture(const char *name)
+{
+    char path[1024];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.npy", tu_fixture_dir(), name) >= sizeof path)
+        fail_msg("fixture %s: path too long", name);
+    bn_tensor *t = bn_npy_load(path);
+    if (!t)
+        fail_msg("fixture %s: %s (regenerate with /usr/bin/python3 tests/fixtures/make_fixtures.py)", name,
+                 bn_last_error());
+    return t;
 }
