@@ -393,6 +393,14 @@ bn_tensor *bn_tensor_detach(bn_tensor *t)
 }
 
 
+bn_tensor *bn_tensor_dense(bn_tensor *t)
+{
+    if (bn_tensor_is_contiguous(t)) return bn_tensor_retain(t);
+    bn_tensor *c = bn_tensor_empty(t->ndim, t->shape);
+    if (c) bn_tensor_read(t, bn_tensor_data(c));
+    return c;
+}
+
 bn_tensor *bn_tensor_clone(bn_tensor *t)
 {
     /* A differentiable copy: the identity op on a fresh buffer. */

@@ -114,6 +114,9 @@ bn_status bn_tensor_fill(bn_tensor *t, float value);
 bn_status bn_tensor_copy(bn_tensor *dst, const bn_tensor *src); /* src broadcast to dst's shape */
 bn_tensor *bn_tensor_clone(bn_tensor *t);                       /* contiguous copy; differentiable */
 bn_tensor *bn_tensor_detach(bn_tensor *t);                      /* same storage, no grad history */
+/* For kernels: t itself (+1) when contiguous, else a contiguous copy with no
+ * grad history (unlike bn_contiguous, which records the copy). */
+bn_tensor *bn_tensor_dense(bn_tensor *t);
 
 /* ---- printing ----------------------------------------------------------- */
 /* A short summary: shape, min/max/mean/std, and corner values of big tensors. */

@@ -298,7 +298,7 @@ static bn_status unary_backward(bn_node *n, bn_tensor *g, bn_tensor **gin)
     unop op = (unop)n->i[0];
     float p = (float)n->f[0], q = (float)n->f[1];
     bn_tensor *x = n->saved[0], *y = n->saved[1]; /* both contiguous, out's shape */
-    bn_tensor *gc = bn_contiguous(g);
+    bn_tensor *gc = bn_tensor_dense(g);
     if (!gc) return bn_last_status();
     bn_tensor *out = bn_tensor_empty(n->in_ndim[0], n->in_shape[0]);
     if (!out) {
@@ -327,7 +327,7 @@ static bn_tensor *unary(unop op, bn_tensor *a, float p, float q)
 {
     const char *name = unop_names[op];
     if (!a) return bn_fail_null(BN_EARG, "%s: input expected a tensor, got NULL", name);
-    bn_tensor *x = bn_contiguous(a);
+    bn_tensor *x = bn_tensor_dense(a);
     if (!x) return NULL;
     bn_tensor *out = bn_tensor_empty(x->ndim, x->shape);
     if (!out) {
