@@ -26,7 +26,9 @@ APP_SRC  := $(wildcard src/main.c src/repl.c src/bindings/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libbnlab.a
-BIN      := $(if $(APP_SRC),bnlab,)
+# The default build leaves ./bnlab at the top; other build dirs (the
+# sanitizer build, helpers' private builds) keep their binary inside.
+BIN      := $(if $(APP_SRC),$(if $(filter build,$(BUILD)),bnlab,$(BUILD)/bnlab),)
 
 TEST_SRC := $(wildcard tests/c/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
@@ -51,6 +53,7 @@ $(LIB): $(CORE_OBJ)
 
 ifneq ($(BIN),)
 $(BIN): $(APP_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 endif
 
@@ -69,7 +72,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 # Runs every C test binary (and the Lua tests once the program exists) and
 # prints one closing "N passed, N failed" line.
 check-c: $(TEST_BIN) $(BIN)
-	@tests/run.sh $(BUILD) $(TEST_BIN)
+	@tests/run.sh ./$(BIN) $(TEST_BIN)
 
 test: deps
 	@$(MAKE) --no-print-directory all
@@ -77,7 +80,8 @@ test: deps
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check-c
+	@ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 \
+	  $(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check-c
 
 bench: deps
 	@scripts/deps.sh python3-torch python3-numpy

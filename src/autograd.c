@@ -37,6 +37,13 @@ typedef struct pattern_hook {
 static pattern_hook *registry = NULL;
 static int next_hook_id = 1;
 
+static pattern_hook *registry_find(int id)
+{
+    for (pattern_hook *h = registry; h; h = h->next)
+        if (h->id == id) return h;
+    return NULL;
+}
+
 bool bn_glob_match(const char *p, const char *s)
 {
     /* Iterative glob with single-star backtracking: linear, no recursion. */
@@ -99,12 +106,6 @@ bn_status bn_hooks_remove(int id)
     return bn_fail(BN_EARG, "hooks_remove: no hook with id %d", id);
 }
 
-static pattern_hook *registry_find(int id)
-{
-    for (pattern_hook *h = registry; h; h = h->next)
-        if (h->id == id) return h;
-    return NULL;
-}
 
 void bn_hook_list_free(bn_hook *h)
 {
@@ -151,14 +152,23 @@ bn_status bn_tensor_register_hook(bn_tensor *t, bn_grad_hook_fn fn, void *ud, vo
 
 bn_status bn_hooks_fire_named(bn_tensor *t)
 {
-    for (pattern_hook *h = registry; h; h = h->next) {
-        if (!bn_glob_match(h->pattern, t->name)) continue;
+    /* A forward hook may add or remove hooks (itself included): walk a
+     * snapshot of the ids and look each one up again before calling it. */
+    int ids[64], n = 0;
+    for (pattern_hook *h = registry; h && n < 64; h = h->next)
+        if (bn_glob_match(h->pattern, t->name)) ids[n++] = h->id;
+    for (int k = 0; k < n; k++) {
+        pattern_hook *h = registry_find(ids[k]);
+        if (!h) continue;
+        bn_grad_hook_fn bwd = h->bwd;
+        void *ud = h->ud;
         if (h->fwd) {
             bn_status st = h->fwd(h->ud, t->name, t);
             if (st != BN_OK) return st;
+            if (!registry_find(ids[k])) continue; /* removed itself */
         }
-        if (h->bwd && t->requires_grad && bn_grad_enabled()) {
-            bn_status st = hook_append(hook_list_of(t), h->bwd, h->ud, NULL, h->id, t->name);
+        if (bwd && t->requires_grad && bn_grad_enabled()) {
+            bn_status st = hook_append(hook_list_of(t), bwd, ud, NULL, ids[k], t->name);
             if (st != BN_OK) return st;
         }
     }

@@ -99,7 +99,7 @@ bn_tensor *bn_log_softmax(bn_tensor *x, int dim);
 bn_tensor *bn_cross_entropy(bn_tensor *logits, const int64_t *labels, int64_t n_labels);
 bn_tensor *bn_mse_loss(bn_tensor *a, bn_tensor *b); /* mean of squared differences */
 
-/* ---- shape ops (ops/shape.c) -------------------------------------------- */
+/* ---- shape ops (ops/shape.c; subsample is a view in views.c) -------------------------------------------- */
 bn_tensor *bn_cat(int n, bn_tensor *const *ts, int dim);
 bn_tensor *bn_stack(int n, bn_tensor *const *ts, int dim);
 /* Zero padding: pads[2*k], pads[2*k+1] = before/after for dim k (all dims

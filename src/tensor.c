@@ -94,14 +94,17 @@ static bn_status check_shape(const char *op, int ndim, const int64_t *shape, int
 {
     if (ndim < 0 || ndim > BN_MAX_DIMS)
         return bn_fail(BN_EARG, "%s: expected 0 to %d dimensions, got %d", op, BN_MAX_DIMS, ndim);
-    int64_t n = 1;
+    /* Bound the product of the non-zero sizes too: a zero elsewhere must not
+     * hide sizes whose product overflows when strides are computed. */
+    int64_t n = 1, nonzero = 1;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0)
             return bn_fail(BN_EARG, "%s: size of dim %d expected >= 0, got %lld", op, d,
                            (long long)shape[d]);
-        if (shape[d] > 0 && n > BN_MAX_NUMEL / shape[d])
+        if (shape[d] > 0 && nonzero > BN_MAX_NUMEL / shape[d])
             return bn_fail(BN_ENOMEM, "%s: shape %s has too many elements", op,
                            bn_dims_str(ndim, shape));
+        if (shape[d] > 0) nonzero *= shape[d];
         n *= shape[d];
     }
     *numel = n;

@@ -42,6 +42,9 @@ static bn_status infer_shape(const char *op, const bn_tensor *t, int ndim, const
         } else if (shape[d] < 0) {
             return bn_fail(BN_EARG, "%s: sizes expected >= 0 or -1, got %s", op, bn_dims_str(ndim, shape));
         } else {
+            if (shape[d] > 0 && known > (INT64_C(1) << 40) / shape[d])
+                return bn_fail(BN_ESHAPE, "%s: shape %s has too many elements for input %s", op,
+                               bn_dims_str(ndim, shape), bn_shape_str(t));
             known *= shape[d];
         }
     }
@@ -172,6 +175,12 @@ static bn_tensor *geom_expand(bn_tensor *t, int ndim, const int64_t *shape)
         out[d] = want;
         stride[d] = size == want ? st : 0;
     }
+    int64_t total = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (out[d] > 0 && total > (INT64_C(1) << 40) / out[d])
+            return bn_fail_null(BN_ESHAPE, "expand: %s has too many elements", bn_dims_str(ndim, out));
+        total *= out[d] > 0 ? out[d] : 1;
+    }
     return make_view(t, ndim, out, stride, t->offset);
 }
 
@@ -188,7 +197,8 @@ static bn_tensor *geom_subsample(bn_tensor *t, int dim, int64_t start, int64_t s
     memcpy(shape, t->shape, sizeof shape);
     memcpy(stride, t->stride, sizeof stride);
     shape[d] = t->shape[d] == 0 ? 0 : (t->shape[d] - start + step - 1) / step;
-    stride[d] = t->stride[d] * step;
+    /* With one element left the stride is never used: don't overflow it. */
+    stride[d] = shape[d] <= 1 ? t->stride[d] : t->stride[d] * step;
     return make_view(t, t->ndim, shape, stride, t->offset + start * t->stride[d]);
 }
 
@@ -264,8 +274,7 @@ bn_tensor *bn_transpose(bn_tensor *t, int d0, int d1)
 {
     int a = bn_dim_wrap("transpose", d0, t->ndim), b = bn_dim_wrap("transpose", d1, t->ndim);
     if (a < 0 || b < 0) return NULL;
-    if (t->ndim == 0) return bn_tensor_detach(t);
-    int dims[BN_MAX_DIMS];
+    int dims[BN_MAX_DIMS] = {0};
     for (int d = 0; d < t->ndim; d++) dims[d] = d;
     dims[a] = b;
     dims[b] = a;

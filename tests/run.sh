@@ -1,8 +1,9 @@
 #!/bin/sh
-# Runs the test binaries given as arguments (after the build dir), then the
-# Lua tests if the bnlab program exists; prints each suite's result and one
-# closing line "N passed, N failed" over everything.
-build=$1; shift
+# Usage: tests/run.sh BNLAB_BINARY TEST_BINARY...
+# Runs the C test binaries, then the Lua tests with the given bnlab binary
+# (so the sanitizer build tests its own program); prints each suite's result
+# and one closing line "N passed, N failed" over everything.
+bnlab=$1; shift
 passed=0; failed=0; status=0
 for t in "$@"; do
     out=$("$t" 2>&1); rc=$?
@@ -19,8 +20,8 @@ for t in "$@"; do
         echo "ok   $(basename "$t"): $p passed"
     fi
 done
-if [ -x ./bnlab ] && [ -f tests/lua/run.lua ]; then
-    out=$(./bnlab tests/lua/run.lua 2>&1); rc=$?
+if [ -x "$bnlab" ] && [ -f tests/lua/run.lua ]; then
+    out=$(BNLAB="$bnlab" "$bnlab" tests/lua/run.lua 2>&1); rc=$?
     printf '%s\n' "$out" | tail -30
     p=$(printf '%s\n' "$out" | sed -n 's/^lua: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' | tail -1)
     f=$(printf '%s\n' "$out" | sed -n 's/^lua: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' | tail -1)
