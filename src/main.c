@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,17 +32,22 @@ static bool failed_by_interrupt;                /* the last cli_call's error is 
 static volatile sig_atomic_t interrupt_pending; /* armed, not yet raised */
 static double last_interrupt;                   /* CLOCK_MONOTONIC seconds; handler-only */
 
-/* Raises "file:line: interrupted!" at the line that was running (level 0:
- * a hook has no stack frame of its own, unlike luaL_error's level 1). */
+/* Raises "file:line: interrupted!" naming the innermost Lua line running.
+ * Level 0 is the interrupted function itself (a hook has no frame of its
+ * own); when that is a C function (the hook fired on its call or return),
+ * the line is its Lua caller's. */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
     lua_sethook(L, NULL, 0, 0);
     interrupt_pending = 0;
     interrupt_raised = 1;
-    if (lua_getstack(L, 0, ar) && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-        lua_pushfstring(L, "%s:%d: interrupted!", ar->short_src, ar->currentline);
-    else
-        lua_pushliteral(L, "interrupted!");
+    for (int level = 0; lua_getstack(L, level, ar); level++) {
+        if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0) {
+            lua_pushfstring(L, "%s:%d: interrupted!", ar->short_src, ar->currentline);
+            lua_error(L);
+        }
+    }
+    lua_pushliteral(L, "interrupted!");
     lua_error(L);
 }
 
@@ -336,12 +340,6 @@ static int parse_command_line(int argc, char **argv, cli_options *o)
 
 /* ---- the Lua state ------------------------------------------------------- */
 
-static bool is_directory(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* Adds the module templates of one library directory to the buffer. */
 static void add_lua_dir(luaL_Buffer *b, const char *dir)
 {
@@ -392,9 +390,20 @@ static void executable_dir(char *out, size_t size, const char *argv0)
     snprintf(out, size, "%s", path);
 }
 
-/* package.path = BNLAB_LUA_PATH, then the library beside the executable (a
- * checkout: <exe dir>/lua; an install: <exe dir>/../share/bnlab/lua), then
- * Lua's own default (which honours LUA_PATH). */
+/* Adds dir's templates when it holds the bnlab library (so that a stray
+ * "lua" directory near an installed binary is not searched). */
+static void add_library_dir(luaL_Buffer *b, const char *dir)
+{
+    char init[PATH_MAX];
+    int n = snprintf(init, sizeof init, "%s/bnlab/init.lua", dir);
+    if (n > 0 && (size_t)n < sizeof init && access(init, R_OK) == 0) add_lua_dir(b, dir);
+}
+
+/* package.path = BNLAB_LUA_PATH, then the library near the executable, then
+ * Lua's own default (which honours LUA_PATH). Near the executable means:
+ * <exe dir>/lua (./bnlab in a checkout), <exe dir>/../lua (a build directory
+ * of a checkout, build-asan/bnlab) and <exe dir>/../share/bnlab/lua (an
+ * installation, PREFIX/bin/bnlab). */
 static void set_package_path(lua_State *L, const char *argv0)
 {
     luaL_Buffer b;
@@ -406,10 +415,11 @@ static void set_package_path(lua_State *L, const char *argv0)
     char exe_dir[PATH_MAX], candidate[PATH_MAX + 32];
     executable_dir(exe_dir, sizeof exe_dir, argv0);
     if (exe_dir[0]) {
-        snprintf(candidate, sizeof candidate, "%s/lua", exe_dir);
-        if (is_directory(candidate)) add_lua_dir(&b, candidate);
-        snprintf(candidate, sizeof candidate, "%s/../share/bnlab/lua", exe_dir);
-        if (is_directory(candidate)) add_lua_dir(&b, candidate);
+        static const char *const beside_exe[] = { "lua", "../lua", "../share/bnlab/lua" };
+        for (size_t i = 0; i < sizeof beside_exe / sizeof *beside_exe; i++) {
+            int n = snprintf(candidate, sizeof candidate, "%s/%s", exe_dir, beside_exe[i]);
+            if (n > 0 && (size_t)n < sizeof candidate) add_library_dir(&b, candidate);
+        }
     }
     lua_getfield(L, -2, "path");
     luaL_addvalue(&b);

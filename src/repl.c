@@ -26,6 +26,7 @@
 #define HISTORY_LINES 1000
 #define SHOW_MAX_DEPTH 3   /* nesting shown when printing tables */
 #define SHOW_MAX_ITEMS 40  /* entries shown per table */
+#define SHOW_BUDGET 120    /* entries shown per printed value, nested ones included */
 #define COMPLETION_MAX 4096
 
 /* ---- Ctrl-C and window size while waiting for input ---------------------- */
@@ -197,6 +198,10 @@ static void history_close(void)
 
 static void show_value(lua_State *L, int idx, int depth, bool nested);
 
+/* Entries left to print in the current value: tables nest, so a per-table
+ * limit alone would still let _G print tens of thousands of lines. */
+static int show_budget;
+
 static bool is_identifier(const char *s)
 {
     static const char *const keywords[] = { "and", "break", "do", "else", "elseif", "end", "false",
@@ -244,7 +249,8 @@ static void show_table(lua_State *L, int t, int depth)
     fputs("{", stdout);
     lua_Integer n = (lua_Integer)lua_rawlen(L, t);
     for (lua_Integer i = 1; i <= n; i++, total++) {
-        if (shown >= SHOW_MAX_ITEMS) continue;
+        if (shown >= SHOW_MAX_ITEMS || show_budget <= 0) continue;
+        show_budget--;
         lua_rawgeti(L, t, i);
         fputs(shown++ ? ", " : "", stdout);
         show_value(L, -1, depth + 1, true);
@@ -277,7 +283,8 @@ static void show_table(lua_State *L, int t, int depth)
         lua_pop(L, 1);
     }
     if (names) qsort(names, (size_t)n_string_keys, sizeof *names, compare_strings);
-    for (lua_Integer i = 0; i < n_string_keys && shown < SHOW_MAX_ITEMS; i++) {
+    for (lua_Integer i = 0; i < n_string_keys && shown < SHOW_MAX_ITEMS && show_budget > 0; i++) {
+        show_budget--;
         fputs(shown++ ? ", " : "", stdout);
         if (is_identifier(names[i])) printf("%s = ", names[i]);
         else {
@@ -290,7 +297,8 @@ static void show_table(lua_State *L, int t, int depth)
         show_value(L, -1, depth + 1, true);
         lua_pop(L, 1);
     }
-    for (lua_Integer i = 1; i <= n_other_keys && shown < SHOW_MAX_ITEMS; i++) {
+    for (lua_Integer i = 1; i <= n_other_keys && shown < SHOW_MAX_ITEMS && show_budget > 0; i++) {
+        show_budget--;
         fputs(shown++ ? ", " : "", stdout);
         lua_rawgeti(L, other_keys, i);
         fputs("[", stdout);
@@ -341,12 +349,20 @@ static void show_value(lua_State *L, int idx, int depth, bool nested)
     lua_pop(L, 1);
 }
 
-/* Protected: prints all values on the stack, tab-separated, like print(). */
+/* Protected: prints all values on the stack, tab-separated, like print(),
+ * and keeps the first in the global `_`, as Python's REPL does (raw, so a
+ * strict-mode _G does not refuse it). */
 static int show_results(lua_State *L)
 {
     int n = lua_gettop(L);
+    lua_pushglobaltable(L);
+    lua_pushliteral(L, "_");
+    lua_pushvalue(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
     for (int i = 1; i <= n; i++) {
         if (i > 1) fputs("\t", stdout);
+        show_budget = SHOW_BUDGET;
         show_value(L, i, 0, false);
     }
     fputs("\n", stdout);
@@ -669,8 +685,6 @@ static void run_statement(lua_State *L)
     }
     int n = lua_gettop(L) - base;
     if (n > 0) {
-        lua_pushvalue(L, base + 1);
-        lua_setglobal(L, "_"); /* the last result, as in Python's REPL */
         lua_pushcfunction(L, show_results);
         lua_insert(L, base + 1);
         cli_report(L, lua_pcall(L, n, 0, 0));

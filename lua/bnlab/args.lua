@@ -117,6 +117,14 @@ local function read_info(info)
   if type(info) ~= "table" then
     spec_error("bn.args: the second argument must be a description string or a table, got " .. type(info))
   end
+  for _, field in ipairs({ "description", "usage", "positional", "program" }) do
+    if info[field] ~= nil and type(info[field]) ~= "string" then
+      spec_error(("bn.args: info.%s must be a string, got %s"):format(field, type(info[field])))
+    end
+  end
+  if info.argv ~= nil and type(info.argv) ~= "table" then
+    spec_error("bn.args: info.argv must be a table of strings, got " .. type(info.argv))
+  end
   return info
 end
 
@@ -215,7 +223,7 @@ local function distance(a, b)
   return previous[#b]
 end
 
-local function suggestion(name, options, as_field)
+local function suggestion(name, options)
   local best, best_d
   for _, option in ipairs(options) do
     local candidate = dashed(option.name)
@@ -224,7 +232,6 @@ local function suggestion(name, options, as_field)
     if d <= 2 and (best_d == nil or d < best_d) then best, best_d = candidate, d end
   end
   if not best then return "" end
-  if as_field then return (" (did you mean '%s'?)"):format(canonical(best)) end
   return (" (did you mean --%s?)"):format(best)
 end
 
@@ -262,7 +269,7 @@ local function convert_list(option, text)
   if text:match("^%s*$") then return list end
   for item in (text .. ","):gmatch("([^,]*),") do
     item = item:match("^%s*(.-)%s*$")
-    local v, expected = convert(option.elem, item)
+    local v = convert(option.elem, item)
     if v == nil then
       return nil, ("option --%s expects a comma-separated list of %s values, got '%s' in '%s'")
         :format(dashed(option.name), option.elem, item, text)
@@ -279,20 +286,6 @@ local function value_of(option, text)
     return nil, ("option --%s expects %s, got '%s'"):format(dashed(option.name), expected, text)
   end
   return v
-end
-
--- Reading an option the spec does not declare is a typo: say so at once
--- instead of letting nil flow into the experiment.
-local function guard(opts, options)
-  return setmetatable(opts, {
-    __index = function(_, key)
-      if type(key) ~= "string" then return nil end
-      local names = {}
-      for i, option in ipairs(options) do names[i] = option.name end
-      error(("bn.args: no option '%s'%s (declared: %s)"):format(key, suggestion(key, options, true),
-        table.concat(names, ", ")), 2)
-    end,
-  })
 end
 
 -- Returns opts, or nil + "help", or nil + "usage" + message.
@@ -374,7 +367,7 @@ local function parse_list(spec, argv, info)
     i = i + 1
   end
   for k, v in ipairs(positional) do opts[k] = v end
-  return guard(opts, options)
+  return opts
 end
 
 -- Re-raises a spec error at the line that called the public function (level

@@ -25,7 +25,9 @@ end
 -- function(bn) that adds its helpers. (lua/bnlab/tensor.lua belongs to the
 -- tensor bindings: Lua-side methods and constructors.)
 local extensions = { "tensor" }
-local not_submodules = { core = true, build = true, tensor = true, init = true }
+local not_submodules = { core = true, build = true, tensor = true }
+-- Short names whose module file has another name (bnlab.init would be this file).
+local aliases = { init = "initializers" }
 
 local function module_exists(name)
   return package.preload[name] ~= nil or package.searchpath(name, package.path) ~= nil
@@ -41,14 +43,14 @@ for _, name in ipairs(extensions) do
 end
 
 -- Submodules the REPL's tab completion offers before they are loaded.
-local known_submodules = { "nn", "models", "optim", "data", "train", "probe", "plot", "sweep" }
+local known_submodules = { "nn", "models", "init", "optim", "data", "train", "probe", "plot", "sweep" }
 
 setmetatable(bn, {
   __index = function(t, name)
     if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") or not_submodules[name] then
       return nil
     end
-    local module = "bnlab." .. name
+    local module = "bnlab." .. (aliases[name] or name)
     if not module_exists(module) then return nil end
     local value = require(module)
     rawset(t, name, value)
@@ -58,7 +60,7 @@ setmetatable(bn, {
   __complete = function()
     local names = {}
     for _, name in ipairs(known_submodules) do
-      if module_exists("bnlab." .. name) then names[#names + 1] = name end
+      if module_exists("bnlab." .. (aliases[name] or name)) then names[#names + 1] = name end
     end
     return names
   end,

@@ -5,6 +5,9 @@
 #include "bindings/luatensor.h"
 #include "blas.h"
 
+void lt_open_optim(lua_State *L, int mod, int methods); /* bindings/optim.c */
+void lt_open_data(lua_State *L, int mod, int methods);  /* bindings/data.c */
+
 /* bn.num_threads([n]): sets the thread count (OpenBLAS and our kernels
  * share it) when n is given; returns the count in force. */
 static int l_num_threads(lua_State *L)
@@ -36,6 +39,9 @@ int luaopen_bnlab_core(lua_State *L)
     lt_open_autograd(L, mod, methods);
     lt_open_memory(L, mod, methods);
     lt_open_io(L, mod, methods);
+    lt_open_system(L, mod, methods);
+    lt_open_optim(L, mod, methods);
+    lt_open_data(L, mod, methods);
     lt_register(L, mod, 0, "num_threads", l_num_threads);
     lt_register(L, mod, 0, "blas_version", l_blas_version);
 

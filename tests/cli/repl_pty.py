@@ -139,8 +139,8 @@ def main():
     repl.send("2+2\r")
     check("Ctrl-C abandons an unfinished statement", repl.expect(r"2\+2\n4\n> $") is not None)
 
-    repl.send("while true do end\r")
-    time.sleep(0.3)
+    repl.send('print("spinning") while true do end\r')
+    repl.expect(r"\nspinning\n")  # the statement runs: now interrupt it
     repl.send("\x03")
     check("Ctrl-C stops a running statement", repl.expect(r"stdin:1: interrupted!.*\n> $") is not None)
     repl.send("2+3\r")

@@ -78,9 +78,12 @@ function check.raises(fn, sub, ...)
   return err
 end
 
---- How the tests' own interpreter was started ("./bnlab"): the word at the
--- lowest index of `arg`, for tests that run it again.
+--- The bnlab under test, for tests that run it again: $BNLAB (set by
+-- tests/run.sh), else how this interpreter was started ("./bnlab", the word
+-- at the lowest index of `arg`).
 function check.bnlab()
+  local from_env = os.getenv("BNLAB") -- tests/run.sh names the binary under test
+  if from_env and from_env ~= "" then return from_env end
   local i = 0
   while arg[i - 1] ~= nil do i = i - 1 end
   return arg[i]

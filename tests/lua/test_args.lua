@@ -135,11 +135,18 @@ function T.positional_arguments_are_refused_unless_declared()
   check.eq(#o, 3)
 end
 
-function T.reading_an_undeclared_option_is_an_error()
+function T.options_table_is_plain()
+  -- Scripts pass it on to functions that read optional fields (opts.x or 1).
   local o = parse(SPEC, {})
-  check.raises(function() return o.lrr end, "bn.args: no option 'lrr' (did you mean 'lr'?)")
-  check.eq(rawget(o, 1), nil)
+  check.eq(getmetatable(o), nil)
+  check.eq(o.momentum, nil)
   for _ in ipairs(o) do error("no positional arguments expected") end
+end
+
+function T.callable_form_takes_argv_from_info()
+  local o = bn.args({ n = 1, tags = { "a", "b", "c" } }, { argv = { "--n", "4", "--tags=x" } })
+  check.eq(o.n, 4)
+  check.eq(o.tags, { "x" })
 end
 
 function T.help_returns_text_instead_of_options()
@@ -204,6 +211,9 @@ function T.spec_mistakes_are_reported_at_the_caller()
   check.raises(parse, "bn.args.parse: argv must be a table of strings, got nil", SPEC, nil)
   check.raises(parse, "argument 1 is a number, expected a string", SPEC, { 5 })
   check.raises(parse, "bn.args: option 'x': help must be a string", { x = { default = 1, help = 2 } }, {})
+  check.raises(parse, "bn.args: info.description must be a string, got number", { x = 1 }, {}, { description = 5 })
+  check.raises(parse, "bn.args: the second argument must be a description string or a table", { x = 1 }, {}, 7)
+  check.raises(function() bn.args({ x = 1 }, { argv = "--x" }) end, "bn.args: info.argv must be a table of strings")
 end
 
 function T.exit_codes_of_the_callable_form()
