@@ -16,12 +16,14 @@ local function clock_text(seconds)
 end
 progress.clock_text = clock_text
 
---- progress.new{ enabled = true|false|nil (nil: only on a terminal), total_epochs, out = io.stdout }
+--- progress.new{ enabled = true|false|nil (nil: only on a terminal), quiet = bool (no output at
+-- all), total_epochs, out = io.stdout }
 function progress.new(o)
   local out = o.out or io.stdout
   local enabled = o.enabled
   if enabled == nil then enabled = bn.isatty(out) end
-  return setmetatable({ out = out, bar = enabled, total_epochs = o.total_epochs or 1, last_draw = -1 }, progress)
+  if o.quiet then enabled = false end
+  return setmetatable({ out = out, bar = enabled, quiet = o.quiet, total_epochs = o.total_epochs or 1, last_draw = -1 }, progress)
 end
 
 function progress:start_epoch(epoch, n_steps)
@@ -45,6 +47,7 @@ end
 local function fmt(v, pattern) return v and v == v and string.format(pattern, v) or "-" end
 
 function progress:finish_epoch(r)
+  if self.quiet then return end
   if self.bar then self.out:write("\r\27[K") end
   self.out:write(string.format("epoch %d/%d  train loss %s acc %s  test loss %s acc %s  lr %s  %s  %.0f img/s%s\n",
     r.epoch, self.total_epochs, fmt(r.train_loss, "%.4f"), fmt(r.train_acc and 100 * r.train_acc, "%.2f%%"),

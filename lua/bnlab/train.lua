@@ -124,7 +124,7 @@ local FIT_OPTIONS = {
   model = true, data = true, test = true, optimizer = true, epochs = true, schedule = true,
   eval_every = true, batch_size = true, augment = true, seed = true, log = true, on_step = true,
   on_epoch = true, checkpoint = true, resume = true, diverge_factor = true, progress = true,
-  shuffle = true, out = true,
+  shuffle = true, quiet = true,
 }
 
 local function check_options(o)
@@ -177,7 +177,7 @@ function train.fit(o)
     if history.diverged then return history end
   end
 
-  local bar = progress.new{ enabled = o.progress, total_epochs = o.epochs }
+  local bar = progress.new{ enabled = o.progress, quiet = o.quiet, total_epochs = o.epochs }
   local first_loss = history.first_loss
   local global_step = #history.step_loss
   for epoch = start_epoch, o.epochs do
