@@ -101,4 +101,4 @@ install: all
 	cp -r lua/. $(DESTDIR)$(PREFIX)/share/bnlab/lua/
 
 clean:
-	rm -rf build build-asan bnlab
+	rm -rf build build-* bnlab

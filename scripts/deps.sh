@@ -3,7 +3,7 @@
 # all are present. Usage: scripts/deps.sh [extra-package ...]
 set -eu
 PKGS="gcc make pkg-config liblua5.4-dev libopenblas-openmp-dev libpng-dev zlib1g-dev
-      libcmocka-dev libreadline-dev libfreetype-dev fonts-dejavu-core dataset-fashion-mnist
+      libcmocka-dev libreadline-dev libfreetype-dev fonts-dejavu-core dataset-fashion-mnist python3
       $*"
 missing=""
 for p in $PKGS; do

@@ -4,7 +4,7 @@
 -- `diverge_factor` x the first loss, stops that run, marks the history
 -- `diverged = true` with the step, and fit returns normally.
 --
--- Determinism: epoch e draws its batches with seed (seed + e), and the global
+-- Determinism: epoch e draws its batches from (seed, e) alone, and the global
 -- generator (dropout, ...) is saved in every checkpoint, so a resumed run
 -- reproduces an uninterrupted one exactly.
 
@@ -184,9 +184,9 @@ function train.fit(o)
     model:train()
     local t0 = bn.clock()
     local loss_sum, correct, seen, steps = 0, 0, 0, 0
-    local n_batches = math.ceil(train_set.n / batch_size)
+    local n_batches = train_set:num_batches(batch_size)
     bar:start_epoch(epoch, n_batches)
-    for x, y in train_set:batches{ size = batch_size, shuffle = o.shuffle ~= false, seed = seed + epoch,
+    for x, y in train_set:batches{ size = batch_size, shuffle = o.shuffle ~= false, seed = seed, epoch = epoch,
                                    augment = o.augment } do
       opt:zero_grad()
       local logits = model(x)

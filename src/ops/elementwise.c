@@ -308,9 +308,24 @@ static bn_status unary_backward(bn_node *n, bn_tensor *g, bn_tensor **gin)
     const float *gp = bn_tensor_data(gc), *xp = x ? bn_tensor_data(x) : NULL, *yp = y ? bn_tensor_data(y) : NULL;
     float *o = bn_tensor_data(out);
     int64_t m = bn_tensor_numel(out);
-#pragma omp parallel for schedule(static) if (m > PAR_MIN)
-    for (int64_t i = 0; i < m; i++)
-        o[i] = gp[i] * deriv_un(op, xp ? xp[i] : 0.0f, yp ? yp[i] : 0.0f, p, q);
+    /* Only the saved tensor the op needs exists; the other reads as zeros. */
+    const float zero = 0.0f;
+    const int64_t xs = xp ? 1 : 0, ys = yp ? 1 : 0;
+    if (!xp) xp = &zero;
+    if (!yp) yp = &zero;
+#define DERIV_LOOP(OP)                                                                    \
+    case OP: {                                                                            \
+        _Pragma("omp parallel for schedule(static) if (m > PAR_MIN)")                    \
+        for (int64_t i = 0; i < m; i++) o[i] = gp[i] * deriv_un(OP, xp[i * xs], yp[i * ys], p, q); \
+        break;                                                                            \
+    }
+    switch (op) {
+        DERIV_LOOP(UN_NEG) DERIV_LOOP(UN_EXP) DERIV_LOOP(UN_LOG) DERIV_LOOP(UN_SQRT)
+        DERIV_LOOP(UN_ABS) DERIV_LOOP(UN_RELU) DERIV_LOOP(UN_TANH) DERIV_LOOP(UN_SIGMOID)
+        DERIV_LOOP(UN_CLAMP) DERIV_LOOP(UN_POW) DERIV_LOOP(UN_ADDS) DERIV_LOOP(UN_MULS)
+        DERIV_LOOP(UN_RSUB) DERIV_LOOP(UN_RDIV)
+    }
+#undef DERIV_LOOP
     bn_tensor_release(gc);
     gin[0] = out;
     return BN_OK;
@@ -337,8 +352,20 @@ static bn_tensor *unary(unop op, bn_tensor *a, float p, float q)
     const float *xp = bn_tensor_data(x);
     float *o = bn_tensor_data(out);
     int64_t m = bn_tensor_numel(out);
-#pragma omp parallel for schedule(static) if (m > PAR_MIN)
-    for (int64_t i = 0; i < m; i++) o[i] = apply_un(op, xp[i], p, q);
+    /* One loop per op (the switch hoisted out) so each one vectorizes. */
+#define UNARY_LOOP(OP)                                                          \
+    case OP: {                                                                  \
+        _Pragma("omp parallel for schedule(static) if (m > PAR_MIN)")          \
+        for (int64_t i = 0; i < m; i++) o[i] = apply_un(OP, xp[i], p, q);       \
+        break;                                                                  \
+    }
+    switch (op) {
+        UNARY_LOOP(UN_NEG) UNARY_LOOP(UN_EXP) UNARY_LOOP(UN_LOG) UNARY_LOOP(UN_SQRT)
+        UNARY_LOOP(UN_ABS) UNARY_LOOP(UN_RELU) UNARY_LOOP(UN_TANH) UNARY_LOOP(UN_SIGMOID)
+        UNARY_LOOP(UN_CLAMP) UNARY_LOOP(UN_POW) UNARY_LOOP(UN_ADDS) UNARY_LOOP(UN_MULS)
+        UNARY_LOOP(UN_RSUB) UNARY_LOOP(UN_RDIV)
+    }
+#undef UNARY_LOOP
     bn_tensor *saved[2] = {needs_input(op) ? x : NULL, needs_output(op) ? out : NULL};
     double f[2] = {p, q};
     int64_t iv[1] = {op};
