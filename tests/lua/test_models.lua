@@ -204,13 +204,20 @@ end
 
 function T.cnn_builds_and_runs()
   local net = bn.models.cnn{ seed = 1 }
+  local names = {}
+  for i, e in ipairs(net:children()) do names[i] = e[1] end
+  check.eq(names, { "conv1", "bn1", "relu1", "pool1", "conv2", "bn2", "relu2", "pool2", "flatten",
+    "hidden", "bn3", "relu3", "fc" })
   check.eq(net(bn.randn(3, 1, 28, 28)):shape(), { 3, 10 })
-  check.eq(net.fc.weight:shape(), { 10, 64 * 7 * 7 })
+  check.eq(net.hidden.weight:shape(), { 128, 64 * 7 * 7 })
   check.eq(net.conv1.bias, nil)
-  check.eq(net:num_parameters(), 288 + 64 + 18432 + 128 + 31360 + 10)
-  local c = bn.models.cnn{ in_channels = 3, input_size = 32, width = 8, norm = "none", classes = 4 }
+  check.eq(net.hidden.bias, nil)
+  check.eq(net:num_parameters(), 288 + 64 + 18432 + 128 + 3136 * 128 + 256 + 1290)
+  local c = bn.models.cnn{ in_channels = 3, input_size = 32, width = 8, norm = "none", classes = 4, hidden = 0 }
   check.eq(c(bn.randn(2, 3, 32, 32)):shape(), { 2, 4 })
-  check.eq(#c:named_modules("BatchNorm2d"), 0)
+  check.eq(#c:named_modules{ "BatchNorm2d", "BatchNorm1d" }, 0)
+  check.eq(c.hidden, nil)
+  check.eq(c.fc.weight:shape(), { 4, 16 * 8 * 8 })
   check.truthy(c.conv1.bias, "bias without BN")
 end
 

@@ -240,6 +240,8 @@ function T.sequential_indexing_and_names()
   check.raises(function() s:add(nn.ReLU(), "a.b") end, "no dots")
   check.raises(function() s:add(nn.ReLU(), "forward") end, "is the name of a method")
   check.raises(function() s:add(42) end, "expected a module")
+  s.note = "a plain field"
+  check.raises(function() s:add(nn.ReLU(), "note") end, "'note' is already a field")
   check.truthy(nn.is_module(s) and not nn.is_module({}) and nn.is_instance(s.conv, nn.Module), "is_module")
 end
 

@@ -106,6 +106,9 @@ local function check_name(self, name, what)
   if getmetatable(self)[name] ~= nil then
     error(("%s: '%s' is the name of a method"):format(where, name), 3)
   end
+  if rawget(self, name) ~= nil then
+    error(("%s: '%s' is already a field of the module"):format(where, name), 3)
+  end
 end
 
 --- Registers tensor `t` as parameter `name` (self[name] = t) and makes it
