@@ -73,7 +73,7 @@ typedef struct bn_pool2d_opts {
     int kernel_h, kernel_w;
     int stride_h, stride_w;   /* 0 = same as kernel */
     int pad_h, pad_w;
-    bool count_include_pad;   /* avg_pool2d only; PyTorch's default is true */
+    bool count_include_pad;   /* avg_pool2d only; zero-initialised = false, but PyTorch and the Lua API default to true */
 } bn_pool2d_opts;
 bn_tensor *bn_max_pool2d(bn_tensor *x, const bn_pool2d_opts *o);
 bn_tensor *bn_avg_pool2d(bn_tensor *x, const bn_pool2d_opts *o);

@@ -42,6 +42,8 @@ int luaopen_bnlab_core(lua_State *L)
     lt_open_system(L, mod, methods);
     lt_open_optim(L, mod, methods);
     lt_open_data(L, mod, methods);
+    lt_open_render(L, mod, methods);
+    lt_open_linalg(L, mod, methods);
     lt_register(L, mod, 0, "num_threads", l_num_threads);
     lt_register(L, mod, 0, "blas_version", l_blas_version);
 

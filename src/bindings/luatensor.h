@@ -146,6 +146,8 @@ void lt_open_autograd(lua_State *L, int mod, int methods);
 void lt_open_memory(lua_State *L, int mod, int methods);
 void lt_open_io(lua_State *L, int mod, int methods);
 void lt_open_system(lua_State *L, int mod, int methods);
+void lt_open_render(lua_State *L, int mod, int methods);
+void lt_open_linalg(lua_State *L, int mod, int methods);
 
 /* Sets t[name] = f at both tables (methods may be 0 to skip it). */
 void lt_register(lua_State *L, int mod, int methods, const char *name, lua_CFunction f);
