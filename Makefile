@@ -3,16 +3,20 @@ PREFIX ?= /usr/local
 BUILD  ?= build
 CC     ?= cc
 
+# The OpenMP build of OpenBLAS (Debian's libopenblas-openmp-dev), found
+# through its own pkg-config file: our kernels use OpenMP too, so both share
+# one thread pool. The rpath pins it whatever the system-wide alternative is.
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+OPENBLAS_PC  := PKG_CONFIG_PATH=$(OPENBLAS_DIR)/pkgconfig pkg-config
 PKGS         := lua5.4 libpng zlib freetype2
 
 # Warnings are errors everywhere (CI included). Never -ffast-math: NaN/Inf
 # are data in divergence studies.
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -Isrc \
-           -I/usr/include/x86_64-linux-gnu/openblas-openmp \
+           $(shell $(OPENBLAS_PC) --cflags openblas 2>/dev/null) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas \
+LDLIBS  += $(shell $(OPENBLAS_PC) --libs openblas 2>/dev/null) -Wl,-rpath,$(OPENBLAS_DIR) \
            $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lreadline -fopenmp -lm
 
 ifeq ($(SANITIZE),1)
@@ -63,7 +67,7 @@ $(BUILD)/tests/testutil.o: tests/c/testutil.c tests/c/testutil.h
 
 $(BUILD)/tests/%: tests/c/%.c $(TEST_LIB) $(LIB) tests/c/testutil.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_LIB) $(LIB) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_LIB) $(LIB) $(LDLIBS) $(shell pkg-config --libs cmocka 2>/dev/null)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
