@@ -43,7 +43,7 @@ for _, name in ipairs(extensions) do
 end
 
 -- Submodules the REPL's tab completion offers before they are loaded.
-local known_submodules = { "nn", "models", "init", "optim", "data", "train", "probe", "plot", "sweep" }
+local known_submodules = { "nn", "models", "init", "optim", "data", "train", "probe", "plot", "linalg", "sweep" }
 
 setmetatable(bn, {
   __index = function(t, name)
