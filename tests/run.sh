@@ -4,6 +4,11 @@
 # (so the sanitizer build tests its own program); prints each suite's result
 # and one closing line "N passed, N failed" over everything.
 bnlab=$1; shift
+# OpenMP threads that spin-wait between parallel regions starve the working
+# thread when anything else runs on the machine (test_conv took 86 s instead
+# of 0.2 s under load): tests sleep-wait instead. See bench/NOTES.md.
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+export OMP_WAIT_POLICY
 passed=0; failed=0; status=0
 for t in "$@"; do
     out=$("$t" 2>&1); rc=$?
