@@ -106,3 +106,6 @@ install: all
 
 clean:
 	rm -rf build build-* bnlab
+
+# Fuzzing targets: fuzz-api, fuzz-files, fuzz-files-short, fuzz-corpus (docs/reliability.md).
+include tests/fuzz/Makefile.inc

@@ -1,8 +1,11 @@
 -- Plain Lua values (nil, booleans, numbers, strings, nested tables with
 -- string or integer keys) to a string and back, exactly: numbers keep their
 -- integer/float kind and every bit (NaN and infinities included). Used for
--- checkpoint metadata and sweep state. Decoding runs in an empty
--- environment, so a checkpoint cannot execute code.
+-- checkpoint metadata and sweep state. Decoding first checks that the text
+-- holds only what encode writes (constants, table constructors, 0/0 and
+-- +-1/0), then loads it in an empty environment: a hostile checkpoint can
+-- neither call anything nor loop ("(function() while true do end end)()"
+-- would otherwise hang bn.train.load_checkpoint).
 
 local serialize = {}
 
@@ -56,8 +59,41 @@ function serialize.encode(value)
   return table.concat(out)
 end
 
+-- nil, or what makes `text` more than data: every token must be one
+-- encode writes.
+local WORDS = { ["true"] = true, ["false"] = true, ["nil"] = true }
+local function not_data(text)
+  local i, n = 1, #text
+  while i <= n do
+    local c = text:sub(i, i)
+    if c:find("^[%s{}%[%]=,]") then
+      i = i + 1
+    elseif c == '"' then -- a %q string: up to the next unescaped quote
+      local j = i + 1
+      while true do
+        local d = text:sub(j, j)
+        if d == "" then return "an unfinished string" end
+        if d == '"' then break end
+        j = j + (d == "\\" and 2 or 1)
+      end
+      i = j + 1
+    else
+      local tok = text:match("^%-?1/0", i) or text:match("^0/0", i)
+        or text:match("^%-?%d+%.?%d*[eE][%+%-]?%d+", i) or text:match("^%-?%d+%.?%d*", i)
+        or text:match("^[%a_][%w_]*", i)
+      if not tok or (tok:find("^[%a_]") and not WORDS[tok]) then
+        return ("unexpected %q at byte %d"):format(tok or c, i)
+      end
+      i = i + #tok
+    end
+  end
+  return nil
+end
+
 --- serialize.decode(text[, source]) -> value
 function serialize.decode(text, source)
+  local bad = type(text) ~= "string" and "not a string" or not_data(text)
+  if bad then error("serialize: " .. (source or "data") .. " is corrupt: " .. bad, 2) end
   local chunk, err = load("return " .. text, "=" .. (source or "serialized data"), "t", {})
   if not chunk then error("serialize: " .. (source or "data") .. " is corrupt: " .. err, 2) end
   local ok, value = pcall(chunk)

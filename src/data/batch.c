@@ -65,6 +65,9 @@ static void crop_plane(float *restrict dst, const float *restrict src, int64_t H
         lo = imax(0, dx);
         hi = imin(W, W + dx);
     }
+    /* A shift of W or more (pad > W: a crop wider than the image) leaves no
+     * source column: everything is fill, and lo must not pass the row end. */
+    lo = imin(lo, W);
     if (hi < lo) hi = lo;
     for (int64_t y = 0; y < H; y++) {
         float *d = dst + y * W;

@@ -309,8 +309,18 @@ function data.cifar100(opts) return load("cifar100", opts) end
 
 --- bn.data.read_idx(images_path, labels_path) -> images [N x 1 x H x W],
 -- labels [N] (1-based): one pair of IDX files, raising on any problem.
+-- Argument errors from the C loader carry its own name: say ours instead.
+local function renamed(name, c_name, ok, ...)
+  if ok then return ... end
+  local err = ...
+  if type(err) == "string" then
+    err = err:gsub("^[^\n]-:%d+: ", ""):gsub("^bn%.data%." .. c_name .. ":", "bn.data." .. name .. ":")
+  end
+  error(err, 3)
+end
+
 function data.read_idx(images_path, labels_path)
-  local images, labels = C.load_idx(images_path, labels_path)
+  local images, labels = renamed("read_idx", "load_idx", pcall(C.load_idx, images_path, labels_path))
   if not images then fail("read_idx", "%s", labels) end
   return images, labels
 end
@@ -318,7 +328,7 @@ end
 --- bn.data.read_cifar(paths, label_bytes) -> images [N x 3 x 32 x 32],
 -- labels [N] (1-based; fine for CIFAR-100), coarse labels or nil.
 function data.read_cifar(paths, label_bytes)
-  local images, labels, coarse = C.load_cifar(paths, label_bytes)
+  local images, labels, coarse = renamed("read_cifar", "load_cifar", pcall(C.load_cifar, paths, label_bytes))
   if not images then fail("read_cifar", "%s", labels) end
   return images, labels, coarse
 end
