@@ -15,53 +15,6 @@
 #define REC10 (1 + BN_CIFAR_PIXELS)
 #define REC100 (2 + BN_CIFAR_PIXELS)
 
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name)
-{
-    static char ring[4][512];
-    static int next = 0;
-    char *p = ring[next];
-    next = (next + 1) % 4;
-    snprintf(p, sizeof ring[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/bnlab-cifar-XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    DIR *d = opendir(tmpdir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                char p[600];
-                snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-                if (remove(p) != 0) rmdir(p);
-            }
-        closedir(d);
-    }
-    rmdir(tmpdir);
-    return 0;
-}
-
-static void write_file(const char *path, const void *buf, size_t len)
-{
-    unlink(path); /* see test_idx.c: rewriting in place is slow on ext4 */
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot create %s", path);
-    if (len && fwrite(buf, 1, len, f) != len) fail_msg("cannot write %s", path);
-    fclose(f);
-}
-
 /* The pixel byte of record r (of file `seed`), channel c, row y, column x:
  * a function of all four, so any layout mistake shows. */
 static unsigned char pixel(int seed, int r, int c, int y, int x)
@@ -90,8 +43,8 @@ static const char *cifar_file(const char *name, int seed, int n, int label_bytes
 {
     size_t len;
     unsigned char *b = build(seed, n, label_bytes, labels, &len);
-    const char *p = tmp_path(name);
-    write_file(p, b, len);
+    const char *p = tu_tmp_path(name);
+    tu_write_file(p, b, len);
     free(b);
     return p;
 }
@@ -215,8 +168,8 @@ static void test_several_files(void **state)
     free(y);
 
     /* One bad file among good ones fails the whole load, naming that file. */
-    const char *bad = tmp_path("data_batch_3.bin");
-    write_file(bad, "x", 1);
+    const char *bad = tu_tmp_path("data_batch_3.bin");
+    tu_write_file(bad, "x", 1);
     const char *three[3] = {paths[0], bad, paths[1]};
     expect_fail(3, three, 1, BN_EFORMAT, "file size 1 is not a multiple", bad);
 }
@@ -246,13 +199,13 @@ static void test_bad_arguments(void **state)
 static void test_bad_files(void **state)
 {
     (void)state;
-    expect_fail1(tmp_path("data_batch_1.bin.missing"), 1, BN_EIO,
+    expect_fail1(tu_tmp_path("data_batch_1.bin.missing"), 1, BN_EIO,
                  "No such file or directory (get the binary version from");
-    expect_fail1(tmp_path("missing"), 1, BN_EIO, "or pass --data DIR / set BNLAB_DATA");
-    expect_fail1(tmpdir, 1, BN_EIO, "not a regular file");
+    expect_fail1(tu_tmp_path("missing"), 1, BN_EIO, "or pass --data DIR / set BNLAB_DATA");
+    expect_fail1(tu_tmpdir, 1, BN_EIO, "not a regular file");
 
-    const char *p = tmp_path("empty.bin");
-    write_file(p, "", 0);
+    const char *p = tu_tmp_path("empty.bin");
+    tu_write_file(p, "", 0);
     expect_fail1(p, 1, BN_EFORMAT, "empty file, expected CIFAR-10 records of 3073 bytes");
     expect_fail1(p, 2, BN_EFORMAT, "empty file, expected CIFAR-100 records of 3074 bytes");
 
@@ -261,15 +214,15 @@ static void test_bad_files(void **state)
     size_t len;
     unsigned char *b = build(7, 2, 1, l2, &len);
     b[len] = 0;
-    p = tmp_path("odd.bin");
-    write_file(p, b, len + 1);
+    p = tu_tmp_path("odd.bin");
+    tu_write_file(p, b, len + 1);
     free(b);
     expect_fail1(p, 1, BN_EFORMAT,
                  "file size 6147 is not a multiple of the 3073-byte CIFAR-10 record (1 label byte + 3072 pixels): "
                  "2 records and 1 byte left over");
     /* A truncated last record. */
     b = build(7, 2, 1, l2, &len);
-    write_file(p, b, len - 100);
+    tu_write_file(p, b, len - 100);
     free(b);
     expect_fail1(p, 1, BN_EFORMAT, "1 record and 2973 bytes left over");
 
@@ -327,5 +280,5 @@ int main(void)
         cmocka_unit_test(test_bad_arguments), cmocka_unit_test(test_bad_files), cmocka_unit_test(test_bad_labels),
         cmocka_unit_test(test_out_of_memory),
     };
-    return cmocka_run_group_tests_name("cifar", tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests_name("cifar", tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -18,55 +18,6 @@
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name)
-{
-    static char ring[4][512];
-    static int next = 0;
-    char *p = ring[next];
-    next = (next + 1) % 4;
-    snprintf(p, sizeof ring[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/bnlab-idx-XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    DIR *d = opendir(tmpdir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                char p[600];
-                snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-                if (remove(p) != 0) rmdir(p);
-            }
-        closedir(d);
-    }
-    rmdir(tmpdir);
-    return 0;
-}
-
-/* Unlinks first: ext4 flushes a truncated-and-rewritten file to disk on
- * close (auto_da_alloc), which makes thousands of rewrites take seconds. */
-static void write_file(const char *path, const void *buf, size_t len)
-{
-    unlink(path);
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot create %s", path);
-    if (len && fwrite(buf, 1, len, f) != len) fail_msg("cannot write %s", path);
-    fclose(f);
-}
-
 static unsigned char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -110,11 +61,11 @@ static const char *idx_file(const char *name, bool gz, uint32_t magic, int ndim,
 {
     unsigned char *buf = malloc(64 + n);
     size_t len = build_idx(buf, magic, ndim, dims, data, n);
-    const char *p = tmp_path(name);
+    const char *p = tu_tmp_path(name);
     if (gz)
         write_gz(p, buf, len);
     else
-        write_file(p, buf, len);
+        tu_write_file(p, buf, len);
     free(buf);
     return p;
 }
@@ -326,11 +277,11 @@ static void test_large_synthetic_gz(void **state)
 static void test_missing_and_arguments(void **state)
 {
     (void)state;
-    const char *p = tmp_path("train-images-idx3-ubyte.gz");
+    const char *p = tu_tmp_path("train-images-idx3-ubyte.gz");
     expect_fail_images(p, BN_EIO, "No such file");
     expect_fail_images(p, BN_EIO, "install Debian's dataset-fashion-mnist, or pass --data DIR / set BNLAB_DATA");
-    expect_fail_labels(tmp_path("train-labels-idx1-ubyte.gz"), BN_EIO, "dataset-fashion-mnist");
-    expect_fail_images(tmpdir, BN_EIO, "not a regular file");
+    expect_fail_labels(tu_tmp_path("train-labels-idx1-ubyte.gz"), BN_EIO, "dataset-fashion-mnist");
+    expect_fail_images(tu_tmpdir, BN_EIO, "not a regular file");
 
     bn_clear_error();
     assert_null(bn_idx_load_images(NULL));
@@ -348,11 +299,11 @@ static void test_bad_headers(void **state)
     (void)state;
     const unsigned char px[24] = {0};
     for (int gz = 0; gz <= 1; gz++) {
-        const char *p = tmp_path("empty");
+        const char *p = tu_tmp_path("empty");
         if (gz)
             write_gz(p, "", 0);
         else
-            write_file(p, "", 0);
+            tu_write_file(p, "", 0);
         expect_fail_images(p, BN_EFORMAT, "truncated: the file ends inside the 16-byte IDX header (0 bytes)");
         expect_fail_labels(p, BN_EFORMAT, "ends inside the 8-byte IDX header");
 
@@ -461,31 +412,31 @@ static void test_gzip_damage(void **state)
 
     memcpy(bad, good, len);
     bad[len - 6] ^= 0x55; /* inside the CRC-32 of the trailer */
-    p = tmp_path("crc.gz");
-    write_file(p, bad, len);
+    p = tu_tmp_path("crc.gz");
+    tu_write_file(p, bad, len);
     expect_fail_images(p, BN_EFORMAT, "corrupt gzip data: incorrect data check");
 
     memcpy(bad, good, len);
     bad[len - 2] ^= 0x01; /* the length of the trailer */
-    write_file(p, bad, len);
+    tu_write_file(p, bad, len);
     expect_fail_images(p, BN_EFORMAT, "corrupt gzip data: incorrect length check");
 
     memcpy(bad, good, len);
     bad[10] = 0xff; /* first byte of the deflate data: an invalid block type */
-    write_file(p, bad, len);
+    tu_write_file(p, bad, len);
     expect_fail_images(p, BN_EFORMAT, "corrupt gzip data");
 
     /* Cut anywhere: inside the gzip header, the deflate data, the trailer. */
-    p = tmp_path("cut.gz");
+    p = tu_tmp_path("cut.gz");
     for (size_t cut = 0; cut < len; cut++) {
-        write_file(p, good, cut);
+        tu_write_file(p, good, cut);
         bn_clear_error();
         bn_tensor *t = bn_idx_load_images(p);
         if (t) fail_msg("gzip cut to %zu of %zu bytes, still loaded", cut, len);
         if (bn_last_status() != BN_EFORMAT)
             fail_msg("cut to %zu: status %s (%s)", cut, bn_status_name(bn_last_status()), bn_last_error());
     }
-    write_file(p, good, len - 4); /* all data present, only the length field of the trailer missing */
+    tu_write_file(p, good, len - 4); /* all data present, only the length field of the trailer missing */
     expect_fail_images(p, BN_EFORMAT, "truncated: the gzip stream is cut short after all 3 images");
     free(good);
     free(bad);
@@ -501,9 +452,9 @@ static void test_truncations_and_fuzz(void **state)
         px[i] = (unsigned char)(i * 5);
     const uint32_t d3[3] = {2, 4, 6};
     size_t n = build_idx(good, 0x803, 3, d3, px, 48);
-    const char *p = tmp_path("cut");
+    const char *p = tu_tmp_path("cut");
     for (size_t len = 0; len < n; len++) {
-        write_file(p, good, len);
+        tu_write_file(p, good, len);
         bn_clear_error();
         bn_tensor *t = bn_idx_load_images(p);
         if (t) fail_msg("truncated to %zu of %zu bytes, still loaded", len, n);
@@ -511,7 +462,7 @@ static void test_truncations_and_fuzz(void **state)
     }
     bn_rng g;
     bn_rng_init(&g, 7);
-    const char *pz = tmp_path("fuzz.gz");
+    const char *pz = tu_tmp_path("fuzz.gz");
     for (int trial = 0; trial < 1500; trial++) {
         memcpy(bad, good, n);
         uint32_t w[4];
@@ -523,7 +474,7 @@ static void test_truncations_and_fuzz(void **state)
         if (gz)
             write_gz(pz, bad, n);
         else
-            write_file(p, bad, n);
+            tu_write_file(p, bad, n);
         bn_clear_error();
         bn_tensor *t = bn_idx_load_images(gz ? pz : p);
         if (t)
@@ -541,7 +492,7 @@ static void test_truncations_and_fuzz(void **state)
         uint32_t w[4];
         bn_philox(g.offset++, 0, g.seed, w);
         zb[w[1] % zlen] ^= (unsigned char)(1 + w[2] % 255);
-        write_file(pz, zb, zlen);
+        tu_write_file(pz, zb, zlen);
         bn_clear_error();
         bn_tensor *t = bn_idx_load_images(pz);
         if (t)
@@ -562,5 +513,5 @@ int main(void)
         cmocka_unit_test(test_bad_headers),         cmocka_unit_test(test_lying_sizes),
         cmocka_unit_test(test_gzip_damage),         cmocka_unit_test(test_truncations_and_fuzz),
     };
-    return cmocka_run_group_tests_name("idx", tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests_name("idx", tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -15,54 +15,6 @@
 
 #include "data/npy.h"
 
-static char tmpdir[256];
-
-/* A path inside this run's temporary directory (ring of buffers so a test
- * can hold a few at once). */
-static const char *tmp_path(const char *name)
-{
-    static char ring[4][512];
-    static int next = 0;
-    char *p = ring[next];
-    next = (next + 1) % 4;
-    snprintf(p, sizeof ring[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/bnlab-npy-XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    DIR *d = opendir(tmpdir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                char p[600];
-                snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-                if (remove(p) != 0) rmdir(p);
-            }
-        closedir(d);
-    }
-    rmdir(tmpdir);
-    return 0;
-}
-
-static void write_file(const char *path, const void *buf, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot create %s", path);
-    if (len && fwrite(buf, 1, len, f) != len) fail_msg("cannot write %s", path);
-    fclose(f);
-}
-
 /* Reads a whole file into a malloc'd buffer. */
 static unsigned char *read_file(const char *path, size_t *len)
 {
@@ -100,8 +52,8 @@ static const char *write_npy(const char *name, int major, const char *dict, cons
 {
     unsigned char *buf = malloc(1024 + dlen);
     size_t n = build_npy(buf, major, dict, data, dlen);
-    const char *p = tmp_path(name);
-    write_file(p, buf, n);
+    const char *p = tu_tmp_path(name);
+    tu_write_file(p, buf, n);
     free(buf);
     return p;
 }
@@ -129,7 +81,7 @@ static void round_trip(int ndim, const int64_t *shape)
         v[2] = -0.0f;
         v[3] = 1e-45f;
     }
-    const char *p = tmp_path("rt.npy");
+    const char *p = tu_tmp_path("rt.npy");
     TU_ST(bn_npy_save(t, p));
     bn_tensor *u = bn_npy_load(p);
     TU_OK(u);
@@ -161,7 +113,7 @@ static void test_save_bytes_match_numpy(void **state)
     bn_tensor *t = bn_tensor_arange(0, 12, 1);
     bn_tensor *m = bn_view(t, 2, TU_SHAPE(3, 4));
     TU_OK(m);
-    const char *p = tmp_path("numpy_like.npy");
+    const char *p = tu_tmp_path("numpy_like.npy");
     TU_ST(bn_npy_save(m, p));
     size_t len;
     unsigned char *b = read_file(p, &len);
@@ -201,7 +153,7 @@ static void test_save_strided_view(void **state)
     bn_tensor *tr = bn_transpose(m, 0, 1);
     TU_OK(tr);
     assert_false(bn_tensor_is_contiguous(tr));
-    const char *p = tmp_path("strided.npy");
+    const char *p = tu_tmp_path("strided.npy");
     TU_ST(bn_npy_save(tr, p));
     bn_tensor *u = bn_npy_load(p);
     TU_OK(u);
@@ -217,7 +169,7 @@ static void test_save_strided_view(void **state)
 
 static bool dir_has_temp_files(void)
 {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tu_tmpdir);
     bool found = false;
     struct dirent *e;
     while (d && (e = readdir(d)))
@@ -231,7 +183,7 @@ static bool dir_has_temp_files(void)
 static void test_save_atomic(void **state)
 {
     (void)state;
-    const char *p = tmp_path("atomic.npy");
+    const char *p = tu_tmp_path("atomic.npy");
     bn_tensor *a = bn_tensor_full(1, TU_SHAPE(4), 1.0f), *b = bn_tensor_full(2, TU_SHAPE(2, 3), 2.0f);
     TU_ST(bn_npy_save(a, p));
     TU_ST(bn_npy_save(b, p));
@@ -244,11 +196,11 @@ static void test_save_atomic(void **state)
 
     /* Directory missing: cannot even create the temporary. */
     bn_clear_error();
-    assert_int_equal(bn_npy_save(a, tmp_path("no/such/dir.npy")), BN_EIO);
+    assert_int_equal(bn_npy_save(a, tu_tmp_path("no/such/dir.npy")), BN_EIO);
     assert_non_null(strstr(bn_last_error(), "no/such/dir.npy"));
 
     /* Rename onto a directory fails after the data was written. */
-    const char *dirp = tmp_path("a_directory");
+    const char *dirp = tu_tmp_path("a_directory");
     assert_int_equal(mkdir(dirp, 0700), 0);
     bn_clear_error();
     assert_int_equal(bn_npy_save(a, dirp), BN_EIO);
@@ -483,26 +435,26 @@ static const char *dict_file(const char *name, const char *dict, size_t dlen)
 static void test_bad_files(void **state)
 {
     (void)state;
-    expect_fail(tmp_path("missing.npy"), BN_EIO, "cannot open");
-    expect_fail(tmpdir, BN_EIO, "not a regular file");
+    expect_fail(tu_tmp_path("missing.npy"), BN_EIO, "cannot open");
+    expect_fail(tu_tmpdir, BN_EIO, "not a regular file");
     bn_clear_error();
     assert_null(bn_npy_load(NULL));
     assert_int_equal(bn_last_status(), BN_EARG);
 
-    const char *p = tmp_path("empty.npy");
-    write_file(p, "", 0);
+    const char *p = tu_tmp_path("empty.npy");
+    tu_write_file(p, "", 0);
     expect_fail(p, BN_EFORMAT, "truncated");
-    p = tmp_path("magic.npy");
-    write_file(p, "PK\x03\x04 this is a zip file", 24);
+    p = tu_tmp_path("magic.npy");
+    tu_write_file(p, "PK\x03\x04 this is a zip file", 24);
     expect_fail(p, BN_EFORMAT, "bad magic");
-    p = tmp_path("short.npy");
-    write_file(p, "\x93NUMPY\x01\x00", 8);
+    p = tu_tmp_path("short.npy");
+    tu_write_file(p, "\x93NUMPY\x01\x00", 8);
     expect_fail(p, BN_EFORMAT, "truncated");
-    p = tmp_path("short2.npy");
-    write_file(p, "\x93NUMPY\x02\x00\x10\x00", 10); /* v2 needs a 4-byte length */
+    p = tu_tmp_path("short2.npy");
+    tu_write_file(p, "\x93NUMPY\x02\x00\x10\x00", 10); /* v2 needs a 4-byte length */
     expect_fail(p, BN_EFORMAT, "truncated");
-    p = tmp_path("version.npy");
-    write_file(p, "\x93NUMPY\x04\x00\x10\x00{}", 12);
+    p = tu_tmp_path("version.npy");
+    tu_write_file(p, "\x93NUMPY\x04\x00\x10\x00{}", 12);
     expect_fail(p, BN_EFORMAT, "version 4.0");
 
     /* Header length pointing past the end of the file. */
@@ -510,19 +462,19 @@ static void test_bad_files(void **state)
     size_t n = build_npy(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", "\0\0\0\0", 4);
     buf[8] = 0xff;
     buf[9] = 0x7f;
-    p = tmp_path("hlen.npy");
-    write_file(p, buf, n);
+    p = tu_tmp_path("hlen.npy");
+    tu_write_file(p, buf, n);
     expect_fail(p, BN_EFORMAT, "header length 32767 goes past the end");
     n = build_npy(buf, 2, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", "\0\0\0\0", 4);
     buf[11] = 0xff;
-    p = tmp_path("hlen2.npy");
-    write_file(p, buf, n);
+    p = tu_tmp_path("hlen2.npy");
+    tu_write_file(p, buf, n);
     expect_fail(p, BN_EFORMAT, "goes past the end");
 
     /* A header length the file does back, but far beyond any real header
      * (a sparse 3 MB file): refused before allocating it. */
-    p = tmp_path("hugeheader.npy");
-    write_file(p, "\x93NUMPY\x02\x00\x00\x00\x20\x00", 12); /* 2 MiB header */
+    p = tu_tmp_path("hugeheader.npy");
+    tu_write_file(p, "\x93NUMPY\x02\x00\x00\x00\x20\x00", 12); /* 2 MiB header */
     assert_int_equal(truncate(p, 3 << 20), 0);
     expect_fail(p, BN_EFORMAT, "implausibly large");
     remove(p);
@@ -552,8 +504,8 @@ static void test_bad_files(void **state)
     /* A NUL byte inside the header (it is not a C string). */
     n = build_npy(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), @}", "\0\0\0\0", 4);
     *(unsigned char *)memchr(buf, '@', n) = 0;
-    p = tmp_path("d12.npy");
-    write_file(p, buf, n);
+    p = tu_tmp_path("d12.npy");
+    tu_write_file(p, buf, n);
     expect_fail(p, BN_EFORMAT, "cannot parse");
 
     /* Bad shapes. */
@@ -612,9 +564,9 @@ static void test_truncations_and_damage(void **state)
     unsigned char good[512], bad[512];
     float data[6] = {1, 2, 3, 4, 5, 6};
     size_t n = build_npy(good, 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", data, 24);
-    const char *p = tmp_path("cut.npy");
+    const char *p = tu_tmp_path("cut.npy");
     for (size_t len = 0; len < n; len++) {
-        write_file(p, good, len);
+        tu_write_file(p, good, len);
         bn_clear_error();
         bn_tensor *t = bn_npy_load(p);
         if (t) fail_msg("truncated to %zu of %zu bytes, still loaded", len, n);
@@ -628,7 +580,7 @@ static void test_truncations_and_damage(void **state)
         bn_philox(g.offset++, 0, g.seed, w);
         int hits = 1 + (int)(w[0] % 3);
         for (int h = 0; h < hits; h++) bad[w[1 + h] % (n - 24)] = (unsigned char)(w[1 + h] >> 16);
-        write_file(p, bad, n);
+        tu_write_file(p, bad, n);
         bn_clear_error();
         bn_tensor *t = bn_npy_load(p);
         if (t)
@@ -652,5 +604,5 @@ int main(void)
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_truncations_and_damage),
     };
-    return cmocka_run_group_tests_name("npy", tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests_name("npy", tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

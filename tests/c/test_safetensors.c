@@ -19,53 +19,6 @@
 
 #include "data/safetensors.h"
 
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name)
-{
-    static char ring[4][512];
-    static int next = 0;
-    char *p = ring[next];
-    next = (next + 1) % 4;
-    snprintf(p, sizeof ring[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static int setup_dir(void **state)
-{
-    (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/bnlab-st-XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown_dir(void **state)
-{
-    (void)state;
-    DIR *d = opendir(tmpdir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                char p[600];
-                snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-                if (remove(p) != 0) rmdir(p);
-            }
-        closedir(d);
-    }
-    rmdir(tmpdir);
-    return 0;
-}
-
-static void write_file(const char *path, const void *buf, size_t len)
-{
-    unlink(path); /* see test_idx.c: rewriting in place is slow on ext4 */
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot create %s", path);
-    if (len && fwrite(buf, 1, len, f) != len) fail_msg("cannot write %s", path);
-    fclose(f);
-}
-
 static unsigned char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -94,8 +47,8 @@ static const char *st_file_n(const char *name, const char *header, size_t hlen, 
 {
     unsigned char *buf = malloc(16 + hlen + dlen);
     size_t n = build_st(buf, header, hlen, data, dlen);
-    const char *p = tmp_path(name);
-    write_file(p, buf, n);
+    const char *p = tu_tmp_path(name);
+    tu_write_file(p, buf, n);
     free(buf);
     return p;
 }
@@ -169,7 +122,7 @@ static void test_round_trip(void **state)
     const char *vals[] = {
         "12",        "18446744073709551615", "1234567890123", "0.10000000000000001", "línea 1\nline \"2\"\\ \x1f 😀",
         "empty key", "-9223372036854775808"};
-    const char *p = tmp_path("rt.safetensors");
+    const char *p = tu_tmp_path("rt.safetensors");
     TU_ST(bn_safetensors_save(p, 7, names, ts, 7, keys, vals));
 
     bn_safetensors *f = load_ok(p);
@@ -248,7 +201,7 @@ static void test_many_tensors(void **state)
         names[i] = namebuf[i];
         ts[i] = bn_tensor_full(1, TU_SHAPE(1 + i % 5), (float)i);
     }
-    const char *p = tmp_path("many.safetensors");
+    const char *p = tu_tmp_path("many.safetensors");
     TU_ST(bn_safetensors_save(p, N, names, ts, 0, NULL, NULL));
     bn_safetensors *f = load_ok(p);
     assert_int_equal(bn_safetensors_count(f), N);
@@ -299,7 +252,7 @@ static void test_reference_bytes(void **state)
                                          100, 97,  116, 97, 95, 95, 34,  58,  123, 34,  102, 114, 97,  109, 101, 119,
                                          111, 114, 107, 34, 58, 34, 112, 116, 34,  125, 125, 32,  32,  32,  32,  32};
     const float v[6] = {0, 1, 2, 3, 4, 5};
-    const char *p = tmp_path("ref.safetensors");
+    const char *p = tu_tmp_path("ref.safetensors");
 
     bn_tensor *t = bn_tensor_from_array(3, TU_SHAPE(1, 2, 3), v);
     const char *n1[] = {"attn.0"};
@@ -452,7 +405,7 @@ static void test_accessors(void **state)
     const char *names[] = {"w"};
     const char *keys[] = {"epoch", "lr", "word", "big", "space", "neg", "inf", "frac"};
     const char *vals[] = {"3", "1e-3", "abc", "99999999999999999999", " 4", "-1", "inf", "2.5"};
-    const char *p = tmp_path("acc.safetensors");
+    const char *p = tu_tmp_path("acc.safetensors");
     TU_ST(bn_safetensors_save(p, 1, names, &t, 8, keys, vals));
     bn_tensor_release(t);
     bn_safetensors *f = load_ok(p);
@@ -531,7 +484,7 @@ static void test_save_arguments(void **state)
     (void)state;
     bn_tensor *t = bn_tensor_ones(1, TU_SHAPE(2));
     bn_tensor *const two[] = {t, t};
-    const char *p = tmp_path("never.safetensors");
+    const char *p = tu_tmp_path("never.safetensors");
     const char *dup[] = {"a", "a"}, *ok2[] = {"a", "b"}, *empty[] = {""}, *meta[] = {"__metadata__"},
                *bad_utf8[] = {"caf\xe9"}, *nul1[] = {NULL};
     bn_tensor *const nul_t[] = {NULL};
@@ -557,7 +510,7 @@ static void test_save_arguments(void **state)
 
 static bool dir_has_temp_files(void)
 {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tu_tmpdir);
     bool found = false;
     struct dirent *e;
     while (d && (e = readdir(d)))
@@ -569,7 +522,7 @@ static bool dir_has_temp_files(void)
 static void test_save_atomic(void **state)
 {
     (void)state;
-    const char *p = tmp_path("ckpt.safetensors");
+    const char *p = tu_tmp_path("ckpt.safetensors");
     bn_tensor *a = bn_tensor_full(1, TU_SHAPE(4), 1.0f), *b = bn_tensor_full(2, TU_SHAPE(2, 3), 2.0f);
     const char *na[] = {"a"}, *nb[] = {"b"};
     TU_ST(bn_safetensors_save(p, 1, na, &a, 0, NULL, NULL));
@@ -580,11 +533,11 @@ static void test_save_atomic(void **state)
     assert_false(dir_has_temp_files());
 
     bn_clear_error();
-    assert_int_equal(bn_safetensors_save(tmp_path("no/such/dir.safetensors"), 1, na, &a, 0, NULL, NULL), BN_EIO);
+    assert_int_equal(bn_safetensors_save(tu_tmp_path("no/such/dir.safetensors"), 1, na, &a, 0, NULL, NULL), BN_EIO);
     assert_non_null(strstr(bn_last_error(), "no/such/dir.safetensors: cannot create"));
 
     /* Rename onto a directory fails after the data was written. */
-    const char *dirp = tmp_path("a_directory");
+    const char *dirp = tu_tmp_path("a_directory");
     assert_int_equal(mkdir(dirp, 0700), 0);
     bn_clear_error();
     assert_int_equal(bn_safetensors_save(dirp, 1, na, &a, 0, NULL, NULL), BN_EIO);
@@ -622,28 +575,28 @@ static void test_save_atomic(void **state)
 static void test_bad_lengths(void **state)
 {
     (void)state;
-    expect_fail(tmp_path("missing.safetensors"), BN_EIO, "cannot open: No such file or directory");
-    expect_fail(tmpdir, BN_EIO, "not a regular file");
+    expect_fail(tu_tmp_path("missing.safetensors"), BN_EIO, "cannot open: No such file or directory");
+    expect_fail(tu_tmpdir, BN_EIO, "not a regular file");
     bn_safetensors *f = (bn_safetensors *)1;
     bn_clear_error();
     assert_int_equal(bn_safetensors_load(NULL, &f), BN_EARG);
     assert_null(f);
     assert_int_equal(bn_safetensors_load("x", NULL), BN_EARG);
 
-    const char *p = tmp_path("short");
-    write_file(p, "\x02\0\0", 3);
+    const char *p = tu_tmp_path("short");
+    tu_write_file(p, "\x02\0\0", 3);
     expect_fail(p, BN_EFORMAT, "truncated: file is 3 bytes, shorter than the 8-byte header length");
     p = st_file_n("past-end", "{}", 2, NULL, 0);
     unsigned char buf[16] = {0xe8, 0x03, 0, 0, 0, 0, 0, 0, '{', '}'}; /* says 1000 */
-    write_file(p, buf, 10);
+    tu_write_file(p, buf, 10);
     expect_fail(p, BN_EFORMAT, "header length 1000 goes past the end of the file (10 bytes)");
     memset(buf, 0xff, 8);
-    write_file(p, buf, 10);
+    tu_write_file(p, buf, 10);
     expect_fail(p, BN_EFORMAT, "header length 18446744073709551615 goes past the end of the file");
 
     /* A header over 100 MB in a file that really is that long (sparse, so it
      * costs no disk): refused before allocating it. */
-    p = tmp_path("huge-header");
+    p = tu_tmp_path("huge-header");
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
     const uint64_t h = 100000001;
@@ -751,7 +704,7 @@ static void test_bad_headers(void **state)
 {
     (void)state;
     static const unsigned char zeros[64];
-    const char *p = tmp_path("bad.safetensors");
+    const char *p = tu_tmp_path("bad.safetensors");
     for (size_t i = 0; i < sizeof bad_headers / sizeof bad_headers[0]; i++) {
         const bad_header *b = &bad_headers[i];
         st_file_n("bad.safetensors", b->header, strlen(b->header), zeros, b->dlen);
@@ -778,7 +731,7 @@ static void test_out_of_memory(void **state)
     bn_tensor *a = bn_tensor_ones(1, TU_SHAPE(16)), *b = bn_tensor_ones(1, TU_SHAPE(100000));
     const char *names[] = {"small", "large"};
     bn_tensor *const ts[] = {a, b};
-    const char *p = tmp_path("oom.safetensors");
+    const char *p = tu_tmp_path("oom.safetensors");
     TU_ST(bn_safetensors_save(p, 2, names, ts, 0, NULL, NULL));
     bn_mem_set_limit(bn_mem_in_use() + 4096);
     expect_fail(p, BN_ENOMEM, "tensor 'large': tensor: out of memory");
@@ -796,16 +749,16 @@ static void test_truncations_and_fuzz(void **state)
     const char *names[] = {"a", "s\\u"};
     bn_tensor *const ts[] = {a, s};
     const char *k[] = {"epoch"}, *v[] = {"1\n"};
-    const char *p = tmp_path("good.safetensors");
+    const char *p = tu_tmp_path("good.safetensors");
     TU_ST(bn_safetensors_save(p, 2, names, ts, 1, k, v));
     bn_tensor_release(a);
     bn_tensor_release(s);
     size_t n;
     unsigned char *good = read_file(p, &n);
     unsigned char *bad = malloc(n);
-    const char *q = tmp_path("cut.safetensors");
+    const char *q = tu_tmp_path("cut.safetensors");
     for (size_t len = 0; len < n; len++) {
-        write_file(q, good, len);
+        tu_write_file(q, good, len);
         bn_clear_error();
         bn_safetensors *f = NULL;
         if (bn_safetensors_load(q, &f) == BN_OK) fail_msg("truncated to %zu of %zu bytes, still loaded", len, n);
@@ -830,7 +783,7 @@ static void test_truncations_and_fuzz(void **state)
             bad[at] = (w[1 + h] >> 24) % 4 == 0 ? (unsigned char)(w[1 + h] >> 16)
                                                 : (unsigned char)alphabet[(w[1 + h] >> 16) % (sizeof alphabet - 1)];
         }
-        write_file(q, bad, n);
+        tu_write_file(q, bad, n);
         bn_clear_error();
         bn_safetensors *f = NULL;
         if (bn_safetensors_load(q, &f) == BN_OK) {
@@ -855,5 +808,5 @@ int main(void)
         cmocka_unit_test(test_bad_lengths),     cmocka_unit_test(test_bad_headers),
         cmocka_unit_test(test_out_of_memory),   cmocka_unit_test(test_truncations_and_fuzz),
     };
-    return cmocka_run_group_tests_name("safetensors", tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests_name("safetensors", tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

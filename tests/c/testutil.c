@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include "data/npy.h"
 
@@ -161,4 +163,51 @@ bn_tensor *tu_fixture(const char *name)
         fail_msg("fixture %s: %s (regenerate with /usr/bin/python3 tests/fixtures/make_fixtures.py)", name,
                  bn_last_error());
     return t;
+}
+
+char tu_tmpdir[256];
+
+const char *tu_tmp_path(const char *name)
+{
+    static char ring[4][512];
+    static int next = 0;
+    char *p = ring[next];
+    next = (next + 1) % 4;
+    snprintf(p, sizeof ring[0], "%s/%s", tu_tmpdir, name);
+    return p;
+}
+
+int tu_tmpdir_setup(void **state)
+{
+    (void)state;
+    const char *base = getenv("TMPDIR");
+    snprintf(tu_tmpdir, sizeof tu_tmpdir, "%s/bnlab-test-XXXXXX", base && *base ? base : "/tmp");
+    return mkdtemp(tu_tmpdir) ? 0 : -1;
+}
+
+int tu_tmpdir_teardown(void **state)
+{
+    (void)state;
+    DIR *d = opendir(tu_tmpdir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                char p[600];
+                snprintf(p, sizeof p, "%s/%s", tu_tmpdir, e->d_name);
+                if (remove(p) != 0) rmdir(p);
+            }
+        closedir(d);
+    }
+    rmdir(tu_tmpdir);
+    return 0;
+}
+
+void tu_write_file(const char *path, const void *buf, size_t len)
+{
+    unlink(path);
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot create %s", path);
+    if (len && fwrite(buf, 1, len, f) != len) fail_msg("cannot write %s", path);
+    fclose(f);
 }

@@ -72,6 +72,19 @@ typedef struct tu_gradcheck_opts {
 void tu_gradcheck(tu_fn fn, int n_inputs, bn_tensor **inputs, void *ctx, const tu_gradcheck_opts *opts,
                   const char *what);
 
+/* ---- temporary files ---------------------------------------------------- */
+/* A private directory for one test binary: pass tu_tmpdir_setup /
+ * tu_tmpdir_teardown to cmocka_run_group_tests; teardown removes it and its
+ * files. tu_tmp_path gives a path inside it (a ring of 4 buffers, so a test
+ * can hold a few at once). */
+extern char tu_tmpdir[256];
+int tu_tmpdir_setup(void **state);
+int tu_tmpdir_teardown(void **state);
+const char *tu_tmp_path(const char *name);
+/* Replaces `path` with `len` bytes (unlinked first: rewriting in place makes
+ * ext4 flush on close, which made suites slow). Fails the test on error. */
+void tu_write_file(const char *path, const void *buf, size_t len);
+
 /* ---- fixtures ----------------------------------------------------------- */
 /* Loads tests/fixtures/<name>.npy (float32/float64/int64 converted to
  * float32); fails the test if missing. */
