@@ -340,6 +340,10 @@ static int l_channel_stats(lua_State *L)
     bn_tensor *x = lt_check(L, 1, fn, "images");
     if (x->ndim < 2) lt_error(L, fn, "images expected [N x C x ...], got %s", bn_shape_str(x));
     int64_t C = x->shape[1];
+    /* The core fails on an empty batch; say so before allocating 2 C doubles
+     * (an empty [0 x 2^31] has a huge C and no data: "not enough memory"). */
+    if (bn_tensor_numel(x) == 0 && C > 0)
+        lt_error(L, fn, "images expected at least one value per channel, got %s", bn_shape_str(x));
     double *ms = lua_newuserdatauv(L, (size_t)(2 * C > 0 ? 2 * C : 1) * sizeof *ms, 0);
     if (bn_channel_stats(x, ms, ms + C) != BN_OK) lt_core_error(L, fn);
     push_numbers(L, ms, C);
@@ -360,6 +364,15 @@ static int l_normalize(lua_State *L)
     if (!bn_tensor_is_contiguous(x)) lt_error(L, fn, "images expected contiguous, got a strided %s", bn_shape_str(x));
     int64_t C = x->shape[1];
     lua_settop(L, 3);
+    if (bn_tensor_numel(x) == 0) {
+        /* Nothing to normalize, and C may be huge with no data behind it:
+         * check the arguments' types only, allocate nothing. */
+        for (int a = 2; a <= 3; a++)
+            if (lua_type(L, a) != LUA_TNUMBER && lua_type(L, a) != LUA_TTABLE)
+                lt_argerror(L, fn, a, a == 2 ? "mean" : "std", "a number or a table of numbers (one per channel)");
+        lua_settop(L, 1);
+        return 1;
+    }
     double *ms = lua_newuserdatauv(L, (size_t)(2 * C > 0 ? 2 * C : 1) * sizeof *ms, 0);
     read_numbers(L, 2, fn, "mean", C, ms, true);
     read_numbers(L, 3, fn, "std", C, ms + C, true);

@@ -27,7 +27,9 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
  * a non-last dim are strided by `inner`. */
 static void k_softmax(float *y, const float *x, int64_t outer, int64_t n, int64_t inner, bool log_out)
 {
-    int64_t rows = outer * inner;
+    /* An empty dim leaves nothing to write, but outer * inner alone can be
+     * 2^40 rows ([2^20 x 0 x 2^20]): looping over them took hours. */
+    int64_t rows = n > 0 ? outer * inner : 0;
 #pragma omp parallel for schedule(static) if (rows * n > PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         int64_t o = r / inner, i = r % inner;
@@ -63,7 +65,7 @@ static bn_status softmax_backward(bn_node *nd, bn_tensor *gout, bn_tensor **gin)
     }
     const float *gv = bn_tensor_data(g), *yv = bn_tensor_data(nd->saved[0]);
     float *dv = bn_tensor_data(dx);
-    int64_t rows = outer * inner;
+    int64_t rows = n > 0 ? outer * inner : 0; /* empty: nothing to do (see k_softmax) */
 #pragma omp parallel for schedule(static) if (rows * n > PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         int64_t base = (r / inner) * n * inner + r % inner;

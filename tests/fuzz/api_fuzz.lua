@@ -1,7 +1,7 @@
 -- API fuzzer for bnlab's Lua API (the C bindings and the tensor helpers).
 --
 --   bnlab tests/fuzz/api_fuzz.lua [--calls N] [--seed S] [--trace] [--quiet]
---                                 [--samples FILE] [--list] [--show KEY,KEY]
+--                                 [--samples FILE] [--list] [--show KEY,KEY] [--hang S]
 -- --trace prints each call to stderr before making it (the last line before
 -- a crash is the culprit; same seed, same calls); --show prints every error
 -- of the given entries ("bn.conv2d,Tensor.item"); --samples writes the first
@@ -32,7 +32,7 @@
 --     names an argument ("argument #k", an argument's name, or an option);
 --   * bn.no_grad restores the grad mode, even when the function raises;
 --   * tensor memory never exceeds the limit set (bn.mem_set_limit);
---   * no call takes longer than HANG_SECONDS;
+--   * no call uses more than HANG_SECONDS (20; --hang S) of CPU time;
 --   * after the run and a full collection, tensor memory and autograd nodes
 --     are back to where they were (no leak).
 -- Crashes and sanitizer reports end the process: run under the ASan+UBSan
@@ -57,6 +57,7 @@
 --     scaled down: bn.render.canvas above 2^20 pixels (a 16384^2 canvas is
 --     1.8 GB of C memory), and tensors above 2^20 elements passed to
 --     functions that copy them into Lua memory or onto disk (totable, equal,
+--     -- counting the nested tables too: [2^31 x 0] is 2^31 empty tables --
 --     render.range/histogram/heatmap, save, save_safetensors); and
 --     bn._data.randperm above 2^20 (valid to 2^24, but 10+ s under ASan).
 --   * comparison, concatenation, //, % and bitwise operators: not defined
@@ -65,6 +66,8 @@
 
 local M = {}
 
+-- A call using more CPU than this is reported (CPU, not wall time: a loaded
+-- machine must not turn slow-but-valid calls into findings).
 local HANG_SECONDS = 20
 local MEM_LIMIT = 256 * 2 ^ 20 // 1
 local POOL_MAX = 40
@@ -399,6 +402,10 @@ function M.run(bn, opts)
     add(function() return bn.tensor(3) end)
     add(function() return bn.zeros(0) end)
     add(function() return bn.zeros(3, 0, 2) end)
+    -- empty, but with a huge dim: loops over the other dims must not run
+    add(function() return bn.zeros(1 << 24, 0) end)
+    add(function() return bn.zeros(0, 1 << 24) end)
+    add(function() return bn.zeros(0, 1 << 20, 4) end)
     add(function() return bn.ones(1, 1, 1, 1, 1, 1, 1, 2) end)
     add(function() return bn.tensor { { NAN, INF }, { -INF, 1 } } end)
     add(function() local t = bn.zeros(2, 2); close(t); return t end)
@@ -1075,11 +1082,19 @@ function M.run(bn, opts)
       args[1] = 2
     end
     if MATERIALIZE[e.spec_key] then
+      -- What a copy into Lua costs: the elements, and the tables (totable of
+      -- an empty [2^31 x 0] makes 2^31 empty tables from 0 bytes of data).
+      local function costly(x)
+        if not live(x) then return false end
+        local tables, s = 1, x:shape()
+        for d = 1, #s - 1 do tables = tables * s[d] end
+        return x:numel() > MATERIALIZE_NUMEL or tables > MATERIALIZE_NUMEL
+      end
       for i = 1, n do
         local v = args[i]
-        if live(v) and v:numel() > MATERIALIZE_NUMEL then args[i] = bn.zeros(2) end
+        if costly(v) then args[i] = bn.zeros(2) end
         if type(v) == "table" and not getmetatable(v) then
-          for k, x in pairs(v) do if live(x) and x:numel() > MATERIALIZE_NUMEL then v[k] = bn.zeros(2) end end
+          for k, x in pairs(v) do if costly(x) then v[k] = bn.zeros(2) end end
         end
       end
     end
@@ -1244,7 +1259,7 @@ function M.run(bn, opts)
     st.calls = st.calls + 1
     local mode = R.float()
     local grad_before = bn.is_grad_enabled()
-    local t0 = bn.clock()
+    local t0, c0 = bn.clock(), os.clock()
     local r
     if mode < 0.80 or depth > 0 then
       r = PACKED(pcall(e.call, table.unpack(args, 1, n)))
@@ -1260,9 +1275,11 @@ function M.run(bn, opts)
       if r[1] and coroutine.status(co) == "suspended" then r = PACKED(true) end -- yielded: fine
       if not r[1] then r = PACKED(false, r[2]) end
     end
-    local dt = bn.clock() - t0
-    if dt > slowest.t then slowest = { t = dt, key = e.key, call = desc or describe_call(e, args, n) } end
-    if dt > HANG_SECONDS then violation(e, ("call took %.1f s"):format(dt), "", desc or describe_call(e, args, n)) end
+    local dt, cpu = bn.clock() - t0, os.clock() - c0
+    if dt > slowest.t then slowest = { t = dt, cpu = cpu, key = e.key, call = desc or describe_call(e, args, n) } end
+    if cpu > (opts.hang or HANG_SECONDS) then
+      violation(e, ("call took %.1f s of CPU (%.1f s wall)"):format(cpu, dt), "", desc or describe_call(e, args, n))
+    end
     if e.spec_key == "mem_set_limit" then bn.mem_set_limit(MEM_LIMIT) end
     if e.spec_key == "num_threads" then bn.num_threads(1) end
     if bn.mem_in_use() > MEM_LIMIT then
@@ -1529,7 +1546,8 @@ function M.report(s, out)
   out:write(("entries fuzzed: %d (skipped: %d)\n"):format(s.entries, #s.skipped))
   if #s.nospec > 0 then out:write("without a signature (random arguments): ", table.concat(s.nospec, " "), "\n") end
   if #s.never_succeeded > 0 then out:write("never succeeded: ", table.concat(s.never_succeeded, " "), "\n") end
-  out:write(("slowest call: %.3f s  %s\n"):format(s.slowest.t or 0, s.slowest.call or ""))
+  out:write(("slowest call: %.3f s wall, %.3f s CPU  %s\n"):format(s.slowest.t or 0, s.slowest.cpu or 0,
+    s.slowest.call or ""))
   if s.harness_errors > 0 then
     out:write(("harness: %d argument builds or scenarios met a tensor closed under them (retried with random arguments)\n")
       :format(s.harness_errors))
@@ -1551,6 +1569,7 @@ local function main(argv)
     elseif a == "--seed" then o.seed = assert(math.tointeger(tonumber(argv[i + 1])), "--seed S"); i = i + 1
     elseif a == "--samples" then o.samples = argv[i + 1]; i = i + 1
     elseif a == "--trace" then o.trace = true
+    elseif a == "--hang" then o.hang = assert(tonumber(argv[i + 1]), "--hang SECONDS"); i = i + 1
     elseif a == "--show" then -- print every error of these entries (comma-separated keys)
       o.show = {}
       for k in argv[i + 1]:gmatch("[^,]+") do o.show[k] = true end
@@ -1558,7 +1577,8 @@ local function main(argv)
     elseif a == "--quiet" then o.quiet = true
     elseif a == "--list" then o.list = true
     elseif a == "--help" or a == "-h" then
-      print("usage: bnlab tests/fuzz/api_fuzz.lua [--calls N] [--seed S] [--trace] [--quiet] [--samples FILE] [--list]")
+      print("usage: bnlab tests/fuzz/api_fuzz.lua [--calls N] [--seed S] [--trace] [--quiet] [--samples FILE] [--list]"
+        .. " [--show KEY,KEY] [--hang SECONDS]")
       os.exit(0)
     else
       io.stderr:write("api_fuzz: unknown option ", a, "\n"); os.exit(2)

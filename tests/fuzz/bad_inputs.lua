@@ -1,6 +1,7 @@
 -- Crafted bad files for every reader, and the message each produces, as the
--- markdown table in docs/reliability.md ("Bad inputs"):
---   bnlab tests/fuzz/bad_inputs.lua
+-- markdown tables in docs/reliability.md ("Bad inputs"):
+--   bnlab tests/fuzz/bad_inputs.lua          the readers
+--   bnlab tests/fuzz/bad_inputs.lua api      one bad call per API family
 -- Every case must fail cleanly (an error or nil + message, never a crash or
 -- a giant allocation: tensor memory is limited to 64 MB here); the script
 -- exits 1 if one succeeds or the message does not name the reader.
@@ -42,6 +43,54 @@ local function st(header, data)
   return string.pack("<I8", #header) .. header .. (data or "")
 end
 local F = '{"dtype":"F32","shape":[%s],"data_offsets":[%d,%d]}'
+
+-- ---- the API: one representative bad call per family ------------------------------
+if arg and arg[1] == "api" then
+  local calls = {
+    { "creation", "bn.zeros(2, -3)" }, { "creation", "bn.full({2, 2})" }, { "creation", "bn.tensor{{1, 2}, {3}}" },
+    { "creation", "bn.ones(2^20, 2^20)" }, { "creation", "bn.arange(0, 1, 0)" },
+    { "views", "bn.randn(4, 6):t():view(24)" }, { "views", "bn.randn(2, 3):narrow(2, 3, 2)" },
+    { "views", "bn.randn(2, 3):permute(1, 1)" }, { "views", "bn.randn(3):expand(2, 4)" },
+    { "reductions", "bn.randn(2, 3):sum(3)" }, { "reductions", "bn.randn(2):var(1, true, -1)" },
+    { "arithmetic", "bn.randn(2, 3) + bn.randn(4)" }, { "arithmetic", "bn.randn(2) ^ bn.randn(2)" },
+    { "arithmetic", "bn.randn(2) + 'x'" }, { "arithmetic", "bn.clamp(bn.randn(2), 1, 0)" },
+    { "nn ops", "bn.conv2d(bn.randn(1, 1, 28, 28), bn.randn(16, 3, 3, 3))" },
+    { "nn ops", "bn.conv2d(bn.randn(1, 3, 8, 8), bn.randn(4, 3, 3, 3), nil, {strid = 2})" },
+    { "nn ops", "bn.cross_entropy(bn.randn(2, 10), {1, 11})" },
+    { "nn ops", "bn.batch_norm(bn.randn(4, 3), bn.zeros(2), bn.ones(2))" },
+    { "nn ops", "bn.max_pool2d(bn.randn(1, 1, 4, 4), 0)" }, { "nn ops", "bn.cat({bn.randn(2), 'x'})" },
+    { "nn ops", "bn.softmax(bn.randn(2, 3))" },
+    { "autograd", "bn.randn(3):backward()" },
+    { "autograd", "(function() local w = bn.randn(3):requires_grad(true); local y = (w * 2):sum(); y:backward(); y:backward() end)()" },
+    { "autograd", "(function() local w = bn.randn(3):requires_grad(true); w:fill(0) end)()" },
+    { "autograd", "bn.randn(3):register_hook(print)" },
+    { "autograd", "(function() local w = bn.randn(2):requires_grad(true); w:register_hook(function() error('boom') end); (w * 1):sum():backward() end)()" },
+    { "closed tensors", "(function() local t <close> = bn.zeros(2); return t end)():sum()" },
+    { "closed tensors", "(function() local t = bn.zeros(2); getmetatable(t).__close(t); return t + 1 end)()" },
+    { "tensor facts", "bn.randn(2, 3):item()" }, { "tensor facts", "bn.tensor(1)[1]" },
+    { "tensor facts", "(function() local t = bn.zeros(2); t.foo = 1 end)()" },
+    { "memory", "bn.mem_set_limit(-1)" }, { "files", "bn.load('/nonexistent/x.npy')" },
+    { "files", "bn.save(bn.zeros(2), '')" }, { "files", "bn.save_safetensors('/tmp/x.safetensors', {w = 1})" },
+    { "optimizer", "bn.sgd_step({bn.zeros(2)}, nil, {lr = -1})" },
+    { "data", "bn._data.gather(bn.randn(4, 3), {5})" }, { "data", "bn._data.normalize(bn.rand(2, 3, 2):transpose(1, 3), 0, 1)" },
+    { "render", "bn.render.canvas(0, 10)" }, { "render", "bn.render.canvas(4, 4):fill_rect(0, 0, 2, 2, 'red')" },
+    { "probe/linalg", "bn._linalg.svdvals(bn.randn(2, 2, 2))" },
+    { "Lua helpers", "bn.allclose(bn.randn(2), bn.randn(3))" }, { "Lua helpers", "bn.equal(bn.randn(2), 5)" },
+    { "Lua helpers", "bn.Tensor.norm('x')" },
+  }
+  bn.mem_set_limit(256 << 20)
+  print("| family | call | message |")
+  print("| --- | --- | --- |")
+  for _, c in ipairs(calls) do
+    local f = assert(load("local bn = ... return " .. c[2], "=call", "t"))
+    local ok, err = pcall(f, bn)
+    local msg = ok and "(no error!)" or tostring(err):gsub("^[^ ]-:%d+: ", ""):gsub("|", "\\|"):gsub("\n", " ")
+    print(("| %s | `%s` | `%s` |"):format(c[1], c[2]:gsub("|", "\\|"), msg))
+  end
+  bn.mem_set_limit(0)
+  os.execute("rm -rf '" .. dir .. "'")
+  return
+end
 
 local labels_ok = file("labels_ok", idx(1, { 2 }, "\1\2"))
 local cases = {

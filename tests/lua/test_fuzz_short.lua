@@ -59,6 +59,30 @@ function T.regression_gather_crop_wider_than_image()
   end
 end
 
+-- Regression (found while fuzzing empty tensors with huge dims): softmax
+-- looped over outer x inner rows even when the softmax dim was empty:
+-- [2^31 x 0] took seconds, [2^20 x 0 x 2^20] hours. Nothing to do is free.
+function T.regression_softmax_over_an_empty_dim_is_instant()
+  local t0 = bn.clock()
+  local x = bn.zeros(2 ^ 31, 0):requires_grad(true)
+  local y = x:softmax(2)
+  bn.zeros(0, 2 ^ 31, 2):log_softmax(1)
+  y:sum():backward()
+  check.eq(y:shape(), { 2 ^ 31 // 1, 0 })
+  local dt = bn.clock() - t0
+  check.truthy(dt < 1, ("softmax of empty tensors took %.1f s"):format(dt))
+end
+
+-- Regression: bn._data.channel_stats / normalize allocated 2 C doubles of
+-- Lua memory before noticing an empty batch, so [0 x 2^40] (no data at all)
+-- raised Lua's bare "not enough memory", naming no function.
+function T.regression_channel_stats_of_an_empty_batch()
+  local x = bn.zeros(0, 2 ^ 40)
+  local err = check.raises(function() return bn._data.channel_stats(x) end, "bn.data.channel_stats")
+  check.not_contains(err, "not enough memory")
+  check.eq(bn._data.normalize(x, 0, 1), x)
+end
+
 function T.same_seed_same_calls()
   -- Determinism is per process (hook ids and names persist inside one):
   -- run the fuzzer twice as a script and compare the summary lines.
