@@ -1086,8 +1086,8 @@ function M.run(bn, opts)
       -- an empty [2^31 x 0] makes 2^31 empty tables from 0 bytes of data).
       local function costly(x)
         if not live(x) then return false end
-        local tables, s = 1, x:shape()
-        for d = 1, #s - 1 do tables = tables * s[d] end
+        local tables, level, s = 1, 1, x:shape() -- 1 + s1 + s1*s2 + ... ([2^24 x 0 x 1]: 2^24 empty tables)
+        for d = 1, #s - 1 do level = level * s[d]; tables = tables + level end
         return x:numel() > MATERIALIZE_NUMEL or tables > MATERIALIZE_NUMEL
       end
       for i = 1, n do
