@@ -8,8 +8,9 @@
 -- error message of each entry to FILE.
 --
 -- Drives every public function of the `bn` table, every Tensor method
--- (bn.Tensor), the tensor operators/metamethods, bn._data (the C half of
--- bn.data) and bn.render (with canvas methods) with random calls: plausible
+-- (bn.Tensor), the tensor operators/metamethods and every sub-table of C
+-- functions (bn._data, bn.render with the canvas methods, bn._linalg,
+-- bn._probe; new ones are picked up) with random calls: plausible
 -- arguments built from a signature table, then mutated -- wrong types, wrong
 -- arities, nil, NaN/Inf, empty and huge shapes, negative sizes, mismatched
 -- shapes, non-contiguous views (transposed, narrowed, expanded, subsampled),
@@ -57,8 +58,8 @@
 --     scaled down: bn.render.canvas above 2^20 pixels (a 16384^2 canvas is
 --     1.8 GB of C memory), and tensors above 2^20 elements passed to
 --     functions that copy them into Lua memory or onto disk (totable, equal,
---     -- counting the nested tables too: [2^31 x 0] is 2^31 empty tables --
---     render.range/histogram/heatmap, save, save_safetensors); and
+--     render.range/histogram/heatmap, save, save_safetensors), counting the
+--     nested tables too ([2^31 x 0] is 2^31 empty tables); and
 --     bn._data.randperm above 2^20 (valid to 2^24, but 10+ s under ASan).
 --   * comparison, concatenation, //, % and bitwise operators: not defined
 --     for tensors; Lua raises its own "attempt to compare ..." errors.

@@ -39,8 +39,8 @@ function T.short_run_has_no_violations()
   check.eq(bn.is_grad_enabled(), true)
 end
 
--- Regression (found by the API fuzzer, seed 4): a crop pad at least as wide
--- as the image made bn_gather_batch write past the end of each output row
+-- Regression (found by the API fuzzer, seed 4): a crop pad wider than the
+-- image made bn_gather_batch write past the end of each output row
 -- (heap-buffer-overflow under ASan; silent corruption otherwise). Every
 -- output value must be the fill or a pixel of the input.
 function T.regression_gather_crop_wider_than_image()
