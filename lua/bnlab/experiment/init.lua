@@ -200,7 +200,7 @@ function experiment.progress(total, label)
 end
 
 --- bn.experiment.finish(o, summary, message): completes summary (experiment, scale, options, seconds,
--- bnlab version), writes OUT/summary.json atomically, prints the message and where the results are.
+-- bnlab version, message = the human summary), writes OUT/summary.json atomically, prints the message and where the results are.
 -- summary.claim (what the paper says) and summary.holds (boolean: does our measurement agree) are
 -- expected from every experiment; the report (experiments/paper.lua) reads them.
 function experiment.finish(o, summary, message)
@@ -208,6 +208,7 @@ function experiment.finish(o, summary, message)
   summary.scale = o.scale
   summary.seconds = bn.clock() - o.t0
   summary.bnlab_version = bn.version
+  summary.message = message
   local opts = {}
   for k, v in pairs(o) do
     if type(v) ~= "table" or (#v > 0 and type(v[1]) ~= "table") then
