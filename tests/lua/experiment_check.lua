@@ -100,7 +100,9 @@ function M.summary(dir, keys)
   check.eq(type(s.holds), "boolean", "summary.json 'holds' is a boolean")
   for _, k in ipairs(keys or {}) do
     local v = s
-    for part in k:gmatch("[^.]+") do v = type(v) == "table" and v[part] or nil end
+    for part in k:gmatch("[^.]+") do
+      if type(v) == "table" then v = v[part] else v = nil end
+    end
     check.truthy(v ~= nil, "summary.json has '" .. k .. "'")
   end
   return s
