@@ -256,8 +256,11 @@ function heatmap.draw(c, rect, s)
   -- the note shares the x label's line when both fit side by side (checked below)
   local note_line = note and not s.xlabel
   if note and s.xlabel then
+    -- the x label is centred on the plot, the note right-aligned to it; the plot is the
+    -- panel less the row labels and the colour bar (estimated: the layout comes later)
     local xw = axes.measure(c, s.xlabel, T.label)
-    note_line = (w - 2 * T.pad) / 2 < xw / 2 + note_w + 40
+    local plot_w = w - 2 * T.pad - (s.colorbar and 110 or 0) - 40
+    note_line = plot_w / 2 < xw / 2 + note_w + 20
   end
   if note_line then bottom = bottom - select(2, axes.measure(c, s.mark_label, T.note)) - 4 end
   if s.xlabel then bottom = bottom - select(2, axes.measure(c, s.xlabel, T.label)) - 6 end
@@ -328,7 +331,12 @@ function heatmap.draw(c, rect, s)
   axes.box(c, L, Tp, R, B)
   for _, j in ipairs(xshow) do axes.xtick(c, L + (j - 0.5) * cw, B, xlabels[j]) end
   for _, i in ipairs(yshow) do axes.ytick(c, Tp + (i - 0.5) * ch, L, ylabels[i]) end
-  axes.labels(c, rect, L, Tp, R, B, { title = s.title, xlabel = s.xlabel, ylabel = s.ylabel })
+  local label_rect = rect
+  if note and note_line and s.xlabel then
+    -- the note has the bottom line to itself: the x label goes on the line above it
+    label_rect = { x0, y0, w, h - select(2, axes.measure(c, s.mark_label, T.note)) - 4 }
+  end
+  axes.labels(c, label_rect, L, Tp, R, B, { title = s.title, xlabel = s.xlabel, ylabel = s.ylabel })
   if note then
     local q = 4
     local nh = select(2, axes.measure(c, s.mark_label, T.note))
