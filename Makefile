@@ -1,4 +1,4 @@
-# bnlab — make · make test · make test-asan · make bench · make demo · make install · make deps
+# bnlab — make · make test · make test-asan · make bench · make bench-quick · make demo · make install · make deps
 PREFIX ?= /usr/local
 BUILD  ?= build
 CC     ?= cc
@@ -40,7 +40,7 @@ TEST_LIB := $(BUILD)/tests/testutil.o
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test test-asan check-c bench demo install clean
+.PHONY: all deps test test-asan check-c bench bench-quick demo install clean
 
 all: $(LIB) $(BIN)
 
@@ -78,19 +78,32 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 check-c: $(TEST_BIN) $(BIN)
 	@tests/run.sh ./$(BIN) $(TEST_BIN)
 
+# Then the file readers' short fuzz run (libFuzzer: clang, libclang-rt-14-dev,
+# libomp-dev; ~20 s, plus ~40 s to build the instrumented core the first time).
 test: deps
+	@scripts/deps.sh clang libclang-rt-14-dev libomp-dev
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check-c
+	@$(MAKE) --no-print-directory fuzz-files-short
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps
 	@ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 \
 	  $(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check-c
 
+# The core benchmark (sgemm, conv2d), then bnlab against PyTorch on the same
+# training and inference steps (bench/compare.lua, docs/performance.md).
+# bench-quick: the comparison on ResNet-20 only, with few steps.
 bench: deps
 	@scripts/deps.sh python3-torch python3-numpy
-	@$(MAKE) --no-print-directory $(BENCH_BIN)
+	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BIN)
 	@bench/run.sh $(BUILD)
+	@./$(BIN) bench/compare.lua --bnlab ./$(BIN) --core $(BUILD)/bench/core
+
+bench-quick: deps
+	@scripts/deps.sh python3-torch python3-numpy
+	@$(MAKE) --no-print-directory $(BUILD)/bench/core $(BIN)
+	@./$(BIN) bench/compare.lua --quick --bnlab ./$(BIN) --core $(BUILD)/bench/core
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -9,7 +9,11 @@
  * small GEMM loops it for ~20 ms, so the clock's resolution does not matter.
  *
  * FLOPs: sgemm 2*M*N*K; conv2d forward 2*N*O*C*kh*kw*OH*OW; conv2d backward
- * twice that (input gradient + weight gradient). */
+ * twice that (input gradient + weight gradient).
+ *
+ * `core --peak` measures only the sgemm peak (the best of square 1024 and
+ * 2048, 1 and 2 threads) and prints it as one line of JSON, for
+ * bench/compare.lua's "% of sgemm peak". */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +160,47 @@ static void bench_gemm(void)
     }
 }
 
+/* The sgemm peak: for each thread count, the best median over square 1024
+ * and 2048; one line of JSON. */
+static void bench_peak(void)
+{
+    static const gemm_case cases[] = {
+        {"square 1024", false, false, 1024, 1024, 1024},
+        {"square 2048", false, false, 2048, 2048, 2048},
+    };
+    double best[2] = {0, 0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const gemm_case *c = &cases[i];
+        int64_t sa = c->m * c->k, sb = c->k * c->n, sc = c->m * c->n;
+        bn_tensor *a = randn(1, &sa), *b = randn(1, &sb), *out = bn_tensor_zeros(1, &sc);
+        if (!out) die("zeros");
+        const float *pa = bn_tensor_data(a), *pb = bn_tensor_data(b);
+        float *pc = bn_tensor_data(out);
+        double flops = 2.0 * (double)c->m * (double)c->n * (double)c->k;
+        double *t = malloc(2 * (size_t)reps * sizeof *t);
+        if (!t) die("malloc");
+        for (int th = 1; th <= 2; th++) { /* warm-up */
+            bn_set_num_threads(th);
+            gemm_rep(c, pa, pb, pc, 1);
+        }
+        for (int r = 0; r < reps; r++)
+            for (int th = 1; th <= 2; th++) {
+                bn_set_num_threads(th);
+                t[(th - 1) * reps + r] = gemm_rep(c, pa, pb, pc, 1);
+            }
+        for (int th = 1; th <= 2; th++) {
+            double gf = flops / median(t + (th - 1) * reps, reps) / 1e9;
+            if (gf > best[th - 1]) best[th - 1] = gf;
+        }
+        free(t);
+        bn_tensor_release(a);
+        bn_tensor_release(b);
+        bn_tensor_release(out);
+    }
+    printf("{\"sgemm_peak_gflops\": {\"1\": %.2f, \"2\": %.2f}, \"reps\": %d, \"blas\": \"%s\"}\n", best[0], best[1],
+           reps, bn_blas_version());
+}
+
 /* ---- conv2d ------------------------------------------------------------- */
 
 typedef struct conv_case {
@@ -231,12 +276,19 @@ int main(int argc, char **argv)
     if (reps < 5) reps = 5; /* a median of fewer says little */
     bool only_gemm = argc > 1 && strcmp(argv[1], "--gemm") == 0;
     bool only_conv = argc > 1 && strcmp(argv[1], "--conv") == 0;
-    if (argc > 1 && !only_gemm && !only_conv) {
-        fprintf(stderr, "usage: %s [--gemm | --conv]   (BENCH_REPS=n sets the repetitions, >= 5)\n", argv[0]);
+    bool only_peak = argc > 1 && strcmp(argv[1], "--peak") == 0;
+    if (argc > 1 && !only_gemm && !only_conv && !only_peak) {
+        fprintf(stderr, "usage: %s [--gemm | --conv | --peak]   (BENCH_REPS=n sets the repetitions, >= 5)\n",
+                argv[0]);
         return 2;
     }
     bn_manual_seed(1);
     int threads_before = bn_get_num_threads();
+    if (only_peak) {
+        bench_peak();
+        bn_set_num_threads(threads_before);
+        return 0;
+    }
     printf("BLAS: %s. Median of %d repetitions after a warm-up.\n\n", bn_blas_version(), reps);
     printf("Parallel capacity before the runs: a trivially parallel loop runs %.2fx faster on 2 threads "
            "than on 1 (2.00 = two free cores).\n\n",

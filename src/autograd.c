@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "profile.h"
 
 static _Thread_local bool grad_mode_off = false;
 static _Atomic uint64_t next_seq = 1;
@@ -356,15 +357,28 @@ bn_status bn_tensor_zero_grad(bn_tensor *t)
     return BN_OK;
 }
 
-/* acc (owned slot) += g; takes ownership of g. The slot always ends up with
- * its own contiguous buffer, never an alias of someone's output. */
-static bn_status accumulate(bn_tensor **slot, bn_tensor *g)
+/* Nobody else sees t's buffer: no other reference to the tensor or to its
+ * storage (a view, a hook that kept it, another gradient slot). */
+static bool exclusive(const bn_tensor *t)
+{
+    return t->refcount == 1 && t->storage->refcount == 1 && !t->storage->borrowed;
+}
+
+/* slot += g; takes ownership of g.
+ *
+ * A leaf's slot (its .grad, which users and optimizers may write into)
+ * always gets its own contiguous buffer: g is adopted only when nobody else
+ * sees it, else copied. A node's slot is internal: it may share g (add and
+ * sub pass their output gradient to both inputs, views pass it through) and
+ * is copied on write: a later gradient is added in place only into an
+ * exclusive buffer, otherwise into a new one (slot + g, the same sums). */
+static bn_status accumulate_grad(bn_tensor **slot, bn_tensor *g, bool leaf)
 {
     if (!*slot) {
         bn_tensor *own;
-        if (g->refcount == 1 && !g->grad_fn && bn_tensor_is_contiguous(g) && g->storage->refcount == 1 &&
-            g->offset == 0) {
-            own = g; /* nobody else sees this buffer: keep it */
+        bool dense = bn_tensor_is_contiguous(g) && (g->offset == 0 || !leaf);
+        if (dense && !g->grad_fn && (exclusive(g) || !leaf)) {
+            own = g; /* nobody else writes into this buffer: keep it */
         } else {
             own = bn_tensor_empty(g->ndim, g->shape);
             if (!own) {
@@ -377,8 +391,26 @@ static bn_status accumulate(bn_tensor **slot, bn_tensor *g)
         *slot = own;
         return BN_OK;
     }
-    bn_status st = bn_add_into(*slot, g);
+    bn_status st;
+    if (exclusive(*slot)) {
+        st = bn_add_into(*slot, g);
+    } else {
+        bn_tensor *sum = bn_add_new(*slot, g);
+        if (sum) {
+            bn_tensor_release(*slot);
+            *slot = sum;
+        }
+        st = sum ? BN_OK : bn_last_status();
+    }
     bn_tensor_release(g);
+    return st;
+}
+
+static bn_status accumulate(bn_tensor **slot, bn_tensor *g, bool leaf)
+{
+    BN_PROFILE_BEGIN("autograd accumulate", false);
+    bn_status st = accumulate_grad(slot, g, leaf);
+    BN_PROFILE_END();
     return st;
 }
 
@@ -410,7 +442,7 @@ bn_status bn_backward(bn_tensor *root, bn_tensor *grad, bool retain_graph)
     }
     if (!root->grad_fn) { /* a leaf: its gradient is the seed */
         st = run_hooks(root->hooks, seed);
-        if (st == BN_OK) st = accumulate(&root->grad, seed);
+        if (st == BN_OK) st = accumulate(&root->grad, seed, true);
         else bn_tensor_release(seed);
         goto done;
     }
@@ -484,11 +516,13 @@ bn_status bn_backward(bn_tensor *root, bn_tensor *grad, bool retain_graph)
         st = run_hooks(n->hooks, g);
         if (st == BN_OK && n->retain) {
             bn_tensor *copy = bn_tensor_clone(g);
-            st = copy ? accumulate(&n->retain->grad, copy) : bn_last_status();
+            st = copy ? accumulate(&n->retain->grad, copy, true) : bn_last_status();
         }
         bn_tensor *gin[BN_NODE_MAX_IN] = {NULL};
         if (st == BN_OK) {
+            BN_PROFILE_BEGIN(n->op, true);
             st = n->backward(n, g, gin);
+            BN_PROFILE_END();
             if (st != BN_OK) bn_error_prefix("backward of %s: ", n->op);
         }
         bn_tensor_release(g);
@@ -506,10 +540,10 @@ bn_status bn_backward(bn_tensor *root, bn_tensor *grad, bool retain_graph)
                 continue;
             }
             if (n->next[i]) {
-                st = accumulate(&n->next[i]->grad, gin[i]);
+                st = accumulate(&n->next[i]->grad, gin[i], false);
             } else if (n->leaf[i]) {
                 st = run_hooks(n->leaf[i]->hooks, gin[i]);
-                if (st == BN_OK) st = accumulate(&n->leaf[i]->grad, gin[i]);
+                if (st == BN_OK) st = accumulate(&n->leaf[i]->grad, gin[i], true);
                 else bn_tensor_release(gin[i]);
             } else {
                 bn_tensor_release(gin[i]);

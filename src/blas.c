@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profile.h"
+
 /* From lapack: singular values only (jobz = 'N'), column-major. */
 extern void sgesdd_(const char *jobz, const int *m, const int *n, float *a, const int *lda, float *s,
                     float *u, const int *ldu, float *vt, const int *ldvt, float *work, const int *lwork,
@@ -20,6 +22,7 @@ void bn_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, co
             for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0.0f : beta * c[i * ldc + j];
         return;
     }
+    if (bn_profile_on) bn_profile_add_flops(2 * m * n * k);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)m,
                 (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
 }

@@ -19,6 +19,7 @@
 
 #include "bindings/bindings.h"
 #include "blas.h"
+#include "profile.h"
 #include "repl.h"
 
 #define MAX_THREADS 4096
@@ -29,8 +30,10 @@
 static lua_State *volatile interrupt_target;
 static volatile sig_atomic_t interrupt_raised;  /* the hook raised "interrupted!" */
 static bool failed_by_interrupt;                /* the last cli_call's error is that one */
+static int failed_by_signal;                    /* ... raised by bn.raise_interrupt for this signal */
 static volatile sig_atomic_t interrupt_pending; /* armed, not yet raised */
 static double last_interrupt;                   /* CLOCK_MONOTONIC seconds; handler-only */
+static double last_terminate;                   /* the same for SIGTERM */
 
 /* Raises "file:line: interrupted!" naming the innermost Lua line running.
  * Level 0 is the interrupted function itself (a hook has no frame of its
@@ -66,12 +69,15 @@ static double monotonic_seconds(void)
  *  - a second Ctrl-C while the first still waits (a long C kernel has not
  *    returned to Lua) kills the process: the way out;
  *  - a Ctrl-C after the error was raised (a script caught it with pcall and
- *    went on) interrupts again instead of killing. */
+ *    went on) interrupts again instead of killing;
+ *  - while Lua code defers interrupts (bn.train.fit: it finishes the step and
+ *    writes a checkpoint first), the first one is only recorded for it. */
 static void on_sigint(int sig)
 {
     double now = monotonic_seconds();
     if (now - last_interrupt < 0.2) return;
     last_interrupt = now;
+    if (lt_interrupt_defer(sig)) return;
     if (interrupt_pending) {
         signal(sig, SIG_DFL);
         raise(sig);
@@ -81,9 +87,28 @@ static void on_sigint(int sig)
     lua_sethook(interrupt_target, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
-/* Adds a traceback to string errors; other error objects go through __tostring. */
+/* SIGTERM kills as by default, unless Lua code defers interrupts: then,
+ * like a deferred Ctrl-C, it is recorded (exit status 143 once handled). */
+static void on_sigterm(int sig)
+{
+    double now = monotonic_seconds();
+    if (now - last_terminate < 0.2) return; /* timeout(1) signals the group too */
+    last_terminate = now;
+    if (lt_interrupt_defer(sig)) return;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Adds a traceback to string errors; other error objects go through __tostring.
+ * The error of bn.raise_interrupt (an interrupted training run saying where
+ * its checkpoint is) is one line: it is shown as is. */
 static int traceback_handler(lua_State *L)
 {
+    failed_by_signal = lt_interrupt_error_signal(L, 1);
+    if (failed_by_signal) {
+        failed_by_interrupt = true;
+        return 1;
+    }
     const char *msg = lua_tostring(L, 1);
     /* Runs for the error that ends the call only (a pcall inside catches the
      * others), so this tells whether Ctrl-C is what stopped the script. */
@@ -105,18 +130,24 @@ int cli_call(lua_State *L, int narg, int nres)
     lua_pushcfunction(L, traceback_handler);
     lua_insert(L, base);
 
-    struct sigaction armed, previous;
+    struct sigaction armed, armed_term, previous, previous_term;
     memset(&armed, 0, sizeof armed);
     armed.sa_handler = on_sigint;
     armed.sa_flags = 0;
     sigemptyset(&armed.sa_mask);
+    armed_term = armed;
+    armed_term.sa_handler = on_sigterm;
     interrupt_target = L;
     interrupt_raised = 0;
     interrupt_pending = 0;
     failed_by_interrupt = false;
+    failed_by_signal = 0;
     last_interrupt = -1.0;
+    last_terminate = -1.0;
     sigaction(SIGINT, &armed, &previous);
+    sigaction(SIGTERM, &armed_term, &previous_term);
     int status = lua_pcall(L, narg, nres, base);
+    sigaction(SIGTERM, &previous_term, NULL);
     sigaction(SIGINT, &previous, NULL);
     /* A Ctrl-C that came as the call returned left the hook armed: disarm it
      * so it cannot fire in whatever runs next (a user's own hook stays). */
@@ -145,6 +176,7 @@ bool cli_was_interrupted(void) { return failed_by_interrupt; }
 static int exit_status_of(int status)
 {
     if (status == LUA_OK) return BNLAB_EXIT_OK;
+    if (cli_was_interrupted() && failed_by_signal) return 128 + failed_by_signal; /* 130, 143 */
     return cli_was_interrupted() ? BNLAB_EXIT_INTERRUPTED : BNLAB_EXIT_ERROR;
 }
 
@@ -206,6 +238,9 @@ static void print_help(void)
            "  SCRIPT [ARGS]      the same\n"
            "  -                  run the script read from standard input\n"
            "  repl               start the REPL\n"
+           "  sweep SCRIPT ...   run SCRIPT over a grid of options x seeds, resumable\n"
+           "                     (bnlab sweep --help; docs/batch.md)\n"
+           "  merge DIR...       one table of every summary.json below DIR (bnlab merge --help)\n"
            "\n"
            "options (before the script; everything after it goes to the script):\n"
            "  -e CODE            run CODE (repeatable; runs before the script)\n"
@@ -213,6 +248,7 @@ static void print_help(void)
            "  -i                 enter the REPL after the script or -e code\n"
            "  -t, --threads N    N threads for kernels and BLAS (overrides BNLAB_THREADS)\n"
            "  -W                 turn Lua warnings on\n"
+           "  --profile          time every op; print a per-op table to stderr at exit\n"
            "  -v, --version      print bnlab, Lua, OpenBLAS, libpng versions and threads\n"
            "  -h, --help         print this help\n"
            "  --                 stop handling options\n"
@@ -223,7 +259,8 @@ static void print_help(void)
            "                     searched before the bnlab library\n"
            "  BNLAB_HISTORY      REPL history file (default ~/.bnlab_history; empty: none)\n"
            "\n"
-           "exit status: 0 success, 1 script error, 2 usage error, 130 interrupted (Ctrl-C)\n"
+           "exit status: 0 success, 1 script error, 2 usage error, 130 interrupted (Ctrl-C),\n"
+           "             143 training stopped by SIGTERM (after writing its checkpoint)\n"
            "REPL: Tab completes, Ctrl-C cancels the line or stops the statement, Ctrl-D exits.\n"
            "More: docs/cli.md\n",
            program_name, program_name, program_name);
@@ -250,9 +287,12 @@ typedef struct cli_options {
     int script;      /* index in argv of the script, or 0 when none */
     bool from_stdin; /* the script is `-` */
     bool repl;       /* `repl` command */
+    const char *tool; /* `sweep` or `merge`: lua/bnlab/<tool>.lua's main gets the words after it */
+    int tool_status;  /* what that main returned */
     bool interactive_after; /* -i */
     bool version;
     bool warnings;
+    bool profile;    /* --profile */
     int threads;     /* 0: not given */
     int exit_status; /* set by the protected main */
 } cli_options;
@@ -296,6 +336,11 @@ static int parse_command_line(int argc, char **argv, cli_options *o)
                 if (i >= argc) return usage_error("%s", "run: missing script (use - for standard input)");
                 continue;
             }
+            if (!have_command && (strcmp(a, "sweep") == 0 || strcmp(a, "merge") == 0)) {
+                o->tool = a;
+                o->script = i; /* arg[0] = the command, arg[1..] = its words */
+                return -1;
+            }
             if (!have_command && strcmp(a, "repl") == 0) {
                 have_command = true;
                 o->repl = true;
@@ -313,6 +358,8 @@ static int parse_command_line(int argc, char **argv, cli_options *o)
             o->interactive_after = true;
         } else if (strcmp(a, "-W") == 0) {
             o->warnings = true;
+        } else if (strcmp(a, "--profile") == 0) {
+            o->profile = true;
         } else if (strncmp(a, "-e", 2) == 0 || strncmp(a, "-l", 2) == 0) {
             const char *v = option_value(argc, argv, &i, 2);
             if (v == NULL) return usage_error("option '%s' needs an argument", a);
@@ -510,6 +557,45 @@ static int run_script(lua_State *L, const cli_options *o)
     return cli_report(L, cli_call(L, nargs, 0));
 }
 
+/* --profile: times the ops from here on; the table goes to stderr at exit
+ * (atexit, so os.exit and errors print it too; not a forked child). */
+static pid_t profile_pid;
+
+static void print_profile(void)
+{
+    if (getpid() != profile_pid) return;
+    bn_profile_stop();
+    char *report = bn_profile_report();
+    fflush(stdout);
+    fprintf(stderr, "\n%s", report ? report : "profile: out of memory\n");
+    free(report);
+}
+
+static void start_profile(void)
+{
+    profile_pid = getpid();
+    atexit(print_profile);
+    bn_profile_start();
+}
+
+/* `bnlab sweep|merge ARGS`: require("bnlab.<tool>").main({ARGS}) returns the exit status. */
+static int run_tool(lua_State *L, cli_options *o)
+{
+    static const char code[] = "local tool = ...\n"
+                               "return require('bnlab.' .. tool).main({ select(2, ...) })";
+    int status = luaL_loadbuffer(L, code, sizeof code - 1, "=bnlab");
+    if (status != LUA_OK) return cli_report(L, status);
+    int nargs = o->argc - o->script;
+    luaL_checkstack(L, nargs, "too many arguments");
+    for (int i = o->script; i < o->argc; i++) lua_pushstring(L, o->argv[i]);
+    status = cli_call(L, nargs, 1);
+    if (status == LUA_OK) {
+        o->tool_status = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : BNLAB_EXIT_OK;
+        lua_pop(L, 1);
+    }
+    return cli_report(L, status);
+}
+
 /* Everything that touches Lua runs here, under lua_pcall, so that even an
  * out-of-memory error while setting up is reported instead of aborting. */
 static int protected_main(lua_State *L)
@@ -523,6 +609,7 @@ static int protected_main(lua_State *L)
     preload(L, "bnlab.build", open_build_info);
     create_arg_table(L, o);
     load_bn_global(L);
+    if (o->profile) start_profile();
 
     int status = LUA_OK;
     for (int i = 0; i < o->n_actions && status == LUA_OK; i++) {
@@ -532,8 +619,9 @@ static int protected_main(lua_State *L)
         else
             status = run_require(L, act->value);
     }
-    if (status == LUA_OK && o->script) status = run_script(L, o);
+    if (status == LUA_OK && o->script) status = o->tool ? run_tool(L, o) : run_script(L, o);
     o->exit_status = exit_status_of(status);
+    if (status == LUA_OK && o->tool) o->exit_status = o->tool_status;
 
     bool stdin_is_tty = isatty(STDIN_FILENO);
     bool nothing_to_run = o->n_actions == 0 && o->script == 0;

@@ -30,7 +30,11 @@ bn_tensor *bn_sigmoid(bn_tensor *a);
 
 /* acc += g, g broadcast to acc's shape; no autograd (for accumulators). */
 bn_status bn_add_into(bn_tensor *acc, const bn_tensor *g);
-/* Sums g down to `shape` (the reverse of broadcasting); no autograd. */
+/* A new contiguous tensor acc + g, g broadcast to acc's shape; no autograd
+ * (copy-on-write accumulation into a shared gradient). */
+bn_tensor *bn_add_new(const bn_tensor *acc, const bn_tensor *g);
+/* Sums g down to `shape` (the reverse of broadcasting); no autograd. When
+ * g already has that shape, returns g itself (+1), not a copy. */
 bn_tensor *bn_sum_to_shape(bn_tensor *g, int ndim, const int64_t *shape);
 /* The broadcast shape of a and b, or an error naming `op`. */
 bn_status bn_broadcast_shape(const char *op, const bn_tensor *a, const bn_tensor *b, int *ndim,

@@ -13,6 +13,7 @@
 
 #include "autograd.h"
 #include "optim.h"
+#include "profile.h"
 
 /* Below this many elements in total, threads cost more than they save. */
 #define SGD_PAR_MIN 65536
@@ -301,7 +302,7 @@ static bn_status check_disjoint(int n, bn_tensor *const *params, bn_tensor **buf
     return st;
 }
 
-bn_status bn_sgd_step(int n, bn_tensor *const *params, bn_tensor **momentum_bufs, const bn_sgd_opts *o)
+static bn_status bn_sgd_step_unprofiled(int n, bn_tensor *const *params, bn_tensor **momentum_bufs, const bn_sgd_opts *o)
 {
     if (check_args(n, params, momentum_bufs, o) != BN_OK) return bn_last_status();
     bool mom = o->momentum != 0;
@@ -365,4 +366,12 @@ bn_status bn_sgd_step(int n, bn_tensor *const *params, bn_tensor **momentum_bufs
     free(jobs);
     free(fresh);
     return BN_OK;
+}
+
+bn_status bn_sgd_step(int n, bn_tensor *const *params, bn_tensor **momentum_bufs, const bn_sgd_opts *o)
+{
+    BN_PROFILE_BEGIN("sgd_step", false);
+    bn_status st = bn_sgd_step_unprofiled(n, params, momentum_bufs, o);
+    BN_PROFILE_END();
+    return st;
 }

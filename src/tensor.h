@@ -58,6 +58,17 @@ void bn_mem_set_limit(int64_t bytes);
  * Lua bindings use it to drive the garbage collector. */
 typedef void (*bn_mem_observer)(int64_t delta, void *ud);
 void bn_mem_set_observer(bn_mem_observer fn, void *ud);
+/* Freed buffers of 64 KiB and more are cached for reuse by the next
+ * allocation of the same size (a training step allocates the same sizes
+ * every time), up to a limit in bytes (default 1 GiB; 0 disables the cache
+ * and frees what it holds). Cached bytes are not counted by bn_mem_in_use
+ * and do not count against bn_mem_set_limit; an allocation the system
+ * refuses empties the cache and is retried. No caching under
+ * AddressSanitizer. */
+int64_t bn_mem_cached(void);
+void bn_mem_set_cache_limit(int64_t bytes);
+int64_t bn_mem_cache_limit(void);
+void bn_mem_cache_clear(void);
 
 /* ---- creation ----------------------------------------------------------- */
 bn_tensor *bn_tensor_empty(int ndim, const int64_t *shape);

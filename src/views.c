@@ -6,6 +6,7 @@
 
 #include "autograd.h"
 #include "ops.h"
+#include "profile.h"
 #include "tensor.h"
 
 enum view_kind { VIEW_RESHAPE = 1, VIEW_PERMUTE, VIEW_NARROW, VIEW_SELECT, VIEW_EXPAND, VIEW_SUBSAMPLE };
@@ -249,17 +250,33 @@ static bn_tensor *record(bn_tensor *t, bn_tensor *v, int kind, int64_t a, int64_
 
 /* ---- public ------------------------------------------------------------- */
 
-bn_tensor *bn_view(bn_tensor *t, int ndim, const int64_t *shape)
+static bn_tensor *bn_view_unprofiled(bn_tensor *t, int ndim, const int64_t *shape)
 {
     return record(t, geom_reshape(t, ndim, shape, false, "view"), VIEW_RESHAPE, 0, 0, 0);
 }
 
-bn_tensor *bn_reshape(bn_tensor *t, int ndim, const int64_t *shape)
+bn_tensor *bn_view(bn_tensor *t, int ndim, const int64_t *shape)
+{
+    BN_PROFILE_BEGIN("view", false);
+    bn_tensor *out = bn_view_unprofiled(t, ndim, shape);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_reshape_unprofiled(bn_tensor *t, int ndim, const int64_t *shape)
 {
     return record(t, geom_reshape(t, ndim, shape, true, "reshape"), VIEW_RESHAPE, 0, 0, 0);
 }
 
-bn_tensor *bn_permute(bn_tensor *t, const int *dims)
+bn_tensor *bn_reshape(bn_tensor *t, int ndim, const int64_t *shape)
+{
+    BN_PROFILE_BEGIN("reshape", false);
+    bn_tensor *out = bn_reshape_unprofiled(t, ndim, shape);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_permute_unprofiled(bn_tensor *t, const int *dims)
 {
     bn_tensor *v = geom_permute(t, dims);
     if (!v) return NULL;
@@ -270,7 +287,15 @@ bn_tensor *bn_permute(bn_tensor *t, const int *dims)
     return record(t, v, VIEW_PERMUTE, fwd, 0, 0);
 }
 
-bn_tensor *bn_transpose(bn_tensor *t, int d0, int d1)
+bn_tensor *bn_permute(bn_tensor *t, const int *dims)
+{
+    BN_PROFILE_BEGIN("permute", false);
+    bn_tensor *out = bn_permute_unprofiled(t, dims);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_transpose_unprofiled(bn_tensor *t, int d0, int d1)
 {
     int a = bn_dim_wrap("transpose", d0, t->ndim), b = bn_dim_wrap("transpose", d1, t->ndim);
     if (a < 0 || b < 0) return NULL;
@@ -281,37 +306,85 @@ bn_tensor *bn_transpose(bn_tensor *t, int d0, int d1)
     return bn_permute(t, dims);
 }
 
-bn_tensor *bn_narrow(bn_tensor *t, int dim, int64_t start, int64_t length)
+bn_tensor *bn_transpose(bn_tensor *t, int d0, int d1)
+{
+    BN_PROFILE_BEGIN("transpose", false);
+    bn_tensor *out = bn_transpose_unprofiled(t, d0, d1);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_narrow_unprofiled(bn_tensor *t, int dim, int64_t start, int64_t length)
 {
     bn_tensor *v = geom_narrow(t, dim, start, length);
     return v ? record(t, v, VIEW_NARROW, dim, start, length) : NULL;
 }
 
-bn_tensor *bn_select(bn_tensor *t, int dim, int64_t index)
+bn_tensor *bn_narrow(bn_tensor *t, int dim, int64_t start, int64_t length)
+{
+    BN_PROFILE_BEGIN("narrow", false);
+    bn_tensor *out = bn_narrow_unprofiled(t, dim, start, length);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_select_unprofiled(bn_tensor *t, int dim, int64_t index)
 {
     bn_tensor *v = geom_select(t, dim, index);
     return v ? record(t, v, VIEW_SELECT, dim, index, 0) : NULL;
 }
 
-bn_tensor *bn_expand(bn_tensor *t, int ndim, const int64_t *shape)
+bn_tensor *bn_select(bn_tensor *t, int dim, int64_t index)
+{
+    BN_PROFILE_BEGIN("select", false);
+    bn_tensor *out = bn_select_unprofiled(t, dim, index);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_expand_unprofiled(bn_tensor *t, int ndim, const int64_t *shape)
 {
     bn_tensor *v = geom_expand(t, ndim, shape);
     return v ? record(t, v, VIEW_EXPAND, 0, 0, 0) : NULL;
 }
 
-bn_tensor *bn_subsample(bn_tensor *x, int dim, int64_t start, int64_t step)
+bn_tensor *bn_expand(bn_tensor *t, int ndim, const int64_t *shape)
+{
+    BN_PROFILE_BEGIN("expand", false);
+    bn_tensor *out = bn_expand_unprofiled(t, ndim, shape);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_subsample_unprofiled(bn_tensor *x, int dim, int64_t start, int64_t step)
 {
     bn_tensor *v = geom_subsample(x, dim, start, step);
     return v ? record(x, v, VIEW_SUBSAMPLE, dim, start, step) : NULL;
 }
 
-bn_tensor *bn_contiguous(bn_tensor *t)
+bn_tensor *bn_subsample(bn_tensor *x, int dim, int64_t start, int64_t step)
+{
+    BN_PROFILE_BEGIN("subsample", false);
+    bn_tensor *out = bn_subsample_unprofiled(x, dim, start, step);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_contiguous_unprofiled(bn_tensor *t)
 {
     if (bn_tensor_is_contiguous(t)) return bn_tensor_retain(t);
     return bn_tensor_clone(t);
 }
 
-bn_tensor *bn_flatten(bn_tensor *t, int start_dim, int end_dim)
+bn_tensor *bn_contiguous(bn_tensor *t)
+{
+    BN_PROFILE_BEGIN("contiguous", false);
+    bn_tensor *out = bn_contiguous_unprofiled(t);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_flatten_unprofiled(bn_tensor *t, int start_dim, int end_dim)
 {
     if (t->ndim == 0) {
         int64_t one = 1;
@@ -330,7 +403,15 @@ bn_tensor *bn_flatten(bn_tensor *t, int start_dim, int end_dim)
     return bn_reshape(t, k, shape);
 }
 
-bn_tensor *bn_squeeze(bn_tensor *t, int dim)
+bn_tensor *bn_flatten(bn_tensor *t, int start_dim, int end_dim)
+{
+    BN_PROFILE_BEGIN("flatten", false);
+    bn_tensor *out = bn_flatten_unprofiled(t, start_dim, end_dim);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_squeeze_unprofiled(bn_tensor *t, int dim)
 {
     int d = bn_dim_wrap("squeeze", dim, t->ndim);
     if (d < 0) return NULL;
@@ -342,7 +423,15 @@ bn_tensor *bn_squeeze(bn_tensor *t, int dim)
     return bn_reshape(t, k, shape);
 }
 
-bn_tensor *bn_unsqueeze(bn_tensor *t, int dim)
+bn_tensor *bn_squeeze(bn_tensor *t, int dim)
+{
+    BN_PROFILE_BEGIN("squeeze", false);
+    bn_tensor *out = bn_squeeze_unprofiled(t, dim);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_unsqueeze_unprofiled(bn_tensor *t, int dim)
 {
     if (t->ndim >= BN_MAX_DIMS) return bn_fail_null(BN_EARG, "unsqueeze: input already has %d dims", t->ndim);
     int d = bn_dim_wrap("unsqueeze", dim, t->ndim + 1);
@@ -355,4 +444,12 @@ bn_tensor *bn_unsqueeze(bn_tensor *t, int dim)
     }
     if (d == t->ndim) shape[k++] = 1;
     return bn_reshape(t, k, shape);
+}
+
+bn_tensor *bn_unsqueeze(bn_tensor *t, int dim)
+{
+    BN_PROFILE_BEGIN("unsqueeze", false);
+    bn_tensor *out = bn_unsqueeze_unprofiled(t, dim);
+    BN_PROFILE_END();
+    return out;
 }

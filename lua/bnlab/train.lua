@@ -7,6 +7,13 @@
 -- Determinism: epoch e draws its batches from (seed, e) alone, and the global
 -- generator (dropout, ...) is saved in every checkpoint, so a resumed run
 -- reproduces an uninterrupted one exactly.
+--
+-- Interrupts: fit defers SIGINT/SIGTERM (bn.defer_interrupts). One that
+-- arrives mid-step lets the step finish; then fit writes a mid-epoch
+-- checkpoint (epoch, steps done, the epoch's partial sums, the generator),
+-- rewrites the log and raises bn.raise_interrupt's error (exit 130/143).
+-- Resuming skips the batches already done (their order is a function of
+-- (seed, epoch)), so nothing of the partial epoch is lost or repeated.
 
 local bn = require "bnlab"
 local serialize = require "bnlab.serialize"
@@ -124,7 +131,7 @@ local FIT_OPTIONS = {
   model = true, data = true, test = true, optimizer = true, epochs = true, schedule = true,
   eval_every = true, batch_size = true, augment = true, seed = true, log = true, on_step = true,
   on_epoch = true, checkpoint = true, resume = true, diverge_factor = true, progress = true,
-  shuffle = true, quiet = true,
+  shuffle = true, quiet = true, checkpoint_every = true,
 }
 
 local function check_options(o)
@@ -144,6 +151,33 @@ local function check_options(o)
   if o.checkpoint ~= nil then need("checkpoint", "a file name", type(o.checkpoint) == "string") end
   if o.log ~= nil then need("log", "a file name", type(o.log) == "string") end
   if o.on_step ~= nil then need("on_step", "a function", type(o.on_step) == "function") end
+  if o.checkpoint_every ~= nil then
+    need("checkpoint_every", "a positive integer (steps)", math.type(o.checkpoint_every) == "integer" and
+      o.checkpoint_every >= 1)
+  end
+end
+
+-- The whole state of a run: `epoch` epochs are complete; `partial`, when
+-- set, describes the steps done in epoch + 1 ({epoch, steps, loss_sum,
+-- correct, seen, time}, and the batch_size, seed and batches that resuming
+-- inside that epoch must match).
+local function save_run(path, model, opt, schedule, history, epoch, partial)
+  train.save_checkpoint(path, {
+    model = model:state(), optimizer = opt.state and opt:state() or nil,
+    schedule = schedule and schedule.state and schedule:state() or nil,
+    rng = bn.rng_state(), history = history, epoch = epoch, partial = partial,
+  })
+end
+
+-- Ends fit after an interrupt (the checkpoint, if any, is written): one
+-- line saying where the run can be resumed from; exit status 128 + signal.
+local function stop_interrupted(o, where, resume_at)
+  io.stdout:flush()
+  local signal = bn.interrupted()
+  local saved = o.checkpoint
+    and ("checkpoint saved to %s (resume = true continues %s)"):format(o.checkpoint, resume_at)
+    or "no checkpoint was written (option 'checkpoint' not set): the run cannot be resumed"
+  bn.raise_interrupt(("bn.train.fit: interrupted by %s %s; %s"):format(signal, where, saved))
 end
 
 --- bn.train.fit{ model, data, optimizer, epochs, ... } -> history
@@ -164,8 +198,10 @@ function train.fit(o)
   local eval_every = o.eval_every or 1
   local diverge_factor = o.diverge_factor or 1e3
 
+  -- SIGINT/SIGTERM are polled after every step from here on (see the top).
+  local deferral <close> = bn.defer_interrupts()
   local history = { epochs = {}, step_loss = {}, diverged = false }
-  local start_epoch = 1
+  local start_epoch, partial = 1, nil
   if o.resume and o.checkpoint and file_exists(o.checkpoint) then
     local state = train.load_checkpoint(o.checkpoint)
     model:load_state(state.model)
@@ -174,6 +210,11 @@ function train.fit(o)
     if state.rng then bn.set_rng_state(state.rng) end
     history = state.history
     start_epoch = state.epoch + 1
+    partial = state.partial
+    if partial and partial.epoch ~= start_epoch then
+      error(("bn.train.fit: checkpoint %s is inconsistent: epoch %s complete, partial epoch %s"):format(
+        o.checkpoint, tostring(state.epoch), tostring(partial.epoch)), 2)
+    end
     if history.diverged then return history end
   end
 
@@ -183,11 +224,29 @@ function train.fit(o)
   for epoch = start_epoch, o.epochs do
     model:train()
     local t0 = bn.clock()
-    local loss_sum, correct, seen, steps = 0, 0, 0, 0
+    local loss_sum, correct, seen, steps, time_before = 0, 0, 0, 0, 0
+    if partial then -- resuming inside this epoch: its first partial.steps batches are done
+      if partial.batch_size ~= batch_size or partial.seed ~= seed or
+        partial.batches ~= train_set:num_batches(batch_size) then
+        error(("bn.train.fit: checkpoint %s was written in the middle of epoch %d with batch_size %s, seed %s and "
+          .. "%s batches; this run has batch_size %d, seed %d and %d batches, so its batches are not the ones "
+          .. "already done"):format(o.checkpoint, epoch, tostring(partial.batch_size), tostring(partial.seed),
+          tostring(partial.batches), batch_size, seed, train_set:num_batches(batch_size)), 2)
+      end
+      loss_sum, correct, seen, steps, time_before = partial.loss_sum, partial.correct, partial.seen, partial.steps,
+        partial.time
+      partial = nil
+    end
+    local skip, seen_before = steps, seen
     local n_batches = train_set:num_batches(batch_size)
+    local function partial_state()
+      return { epoch = epoch, steps = steps, loss_sum = loss_sum, correct = correct, seen = seen,
+               time = time_before + (bn.clock() - t0), batches = n_batches, batch_size = batch_size, seed = seed }
+    end
     bar:start_epoch(epoch, n_batches)
-    for x, y in train_set:batches{ size = batch_size, shuffle = o.shuffle ~= false, seed = seed, epoch = epoch,
-                                   augment = o.augment } do
+    for x, y, i in train_set:batches{ size = batch_size, shuffle = o.shuffle ~= false, seed = seed, epoch = epoch,
+                                      augment = o.augment } do
+      if i <= skip then goto next_batch end
       opt:zero_grad()
       local logits = model(x)
       local loss = bn.cross_entropy(logits, y)
@@ -210,9 +269,22 @@ function train.fit(o)
       if o.on_step then
         o.on_step{ epoch = epoch, step = steps, global_step = global_step, loss = l, lr = opt.lr, model = model }
       end
-      bar:update(steps, loss_sum / seen, correct / seen, seen / (bn.clock() - t0))
+      bar:update(steps, loss_sum / seen, correct / seen, (seen - seen_before) / (bn.clock() - t0))
+      -- After the epoch's last step, the epoch end below saves and then stops.
+      if i < n_batches then
+        if bn.interrupted() then
+          if o.checkpoint then save_run(o.checkpoint, model, opt, schedule, history, epoch - 1, partial_state()) end
+          if o.log then write_log(o.log, history) end
+          stop_interrupted(o, ("in epoch %d after step %d of %d"):format(epoch, steps, n_batches),
+            ("with step %d of epoch %d"):format(steps + 1, epoch))
+        end
+        if o.checkpoint and o.checkpoint_every and steps % o.checkpoint_every == 0 then
+          save_run(o.checkpoint, model, opt, schedule, history, epoch - 1, partial_state())
+        end
+      end
+      ::next_batch::
     end
-    local elapsed = bn.clock() - t0
+    local elapsed = time_before + (bn.clock() - t0)
     local record = {
       epoch = epoch, lr = opt.lr, time = elapsed,
       train_loss = seen > 0 and loss_sum / seen or 0 / 0,
@@ -233,14 +305,12 @@ function train.fit(o)
     if o.on_epoch then o.on_epoch(record, history) end
     if schedule and not history.diverged then schedule:step(record.test_loss or record.train_loss) end
     if o.log then write_log(o.log, history) end
-    if o.checkpoint then
-      train.save_checkpoint(o.checkpoint, {
-        model = model:state(), optimizer = opt.state and opt:state() or nil,
-        schedule = schedule and schedule.state and schedule:state() or nil,
-        rng = bn.rng_state(), history = history, epoch = epoch,
-      })
-    end
+    if o.checkpoint then save_run(o.checkpoint, model, opt, schedule, history, epoch) end
     if history.diverged then break end
+    if bn.interrupted() then
+      stop_interrupted(o, ("after epoch %d of %d"):format(epoch, o.epochs),
+        epoch < o.epochs and ("with epoch %d"):format(epoch + 1) or "and returns at once: the run is complete")
+    end
   end
   return history
 end

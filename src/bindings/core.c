@@ -7,6 +7,9 @@
 
 void lt_open_optim(lua_State *L, int mod, int methods); /* bindings/optim.c */
 void lt_open_data(lua_State *L, int mod, int methods);  /* bindings/data.c */
+void lt_open_process(lua_State *L, int mod, int methods); /* bindings/process.c */
+void lt_open_interrupt(lua_State *L, int mod, int methods); /* bindings/interrupt.c */
+void lt_open_profile(lua_State *L, int mod, int methods);   /* bindings/profile.c */
 
 /* bn.num_threads([n]): sets the thread count (OpenBLAS and our kernels
  * share it) when n is given; returns the count in force. */
@@ -42,6 +45,9 @@ int luaopen_bnlab_core(lua_State *L)
     lt_open_system(L, mod, methods);
     lt_open_optim(L, mod, methods);
     lt_open_data(L, mod, methods);
+    lt_open_process(L, mod, methods);
+    lt_open_interrupt(L, mod, methods);
+    lt_open_profile(L, mod, methods);
     lt_open_render(L, mod, methods);
     lt_open_linalg(L, mod, methods);
     lt_register(L, mod, 0, "num_threads", l_num_threads);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profile.h"
+
 /* Fixed chunk of images per partial sum: the reduction order depends only
  * on the data, never on the thread count. */
 #define STATS_CHUNK 64
@@ -87,8 +89,8 @@ static void crop_plane(float *restrict dst, const float *restrict src, int64_t H
     }
 }
 
-bn_status bn_gather_batch(bn_tensor *out, const bn_tensor *images, const int64_t *indices, int64_t n,
-                          const bn_augment *aug, bn_rng *rng)
+static bn_status bn_gather_batch_unprofiled(bn_tensor *out, const bn_tensor *images, const int64_t *indices, int64_t n,
+                                            const bn_augment *aug, bn_rng *rng)
 {
     if (!out || !images) return bn_fail(BN_EARG, "gather_batch: out and images expected, got NULL");
     if (n < 0) return bn_fail(BN_EARG, "gather_batch: n expected >= 0, got %lld", (long long)n);
@@ -149,6 +151,15 @@ bn_status bn_gather_batch(bn_tensor *out, const bn_tensor *images, const int64_t
     }
     rng->offset += (uint64_t)n;
     return BN_OK;
+}
+
+bn_status bn_gather_batch(bn_tensor *out, const bn_tensor *images, const int64_t *indices, int64_t n,
+                          const bn_augment *aug, bn_rng *rng)
+{
+    BN_PROFILE_BEGIN("gather_batch", false);
+    bn_status st = bn_gather_batch_unprofiled(out, images, indices, n, aug, rng);
+    BN_PROFILE_END();
+    return st;
 }
 
 /* Validates images for the per-channel functions; *C, *inner (floats per
@@ -226,7 +237,7 @@ bn_status bn_channel_stats(const bn_tensor *images, double *mean, double *std)
     return BN_OK;
 }
 
-bn_status bn_channel_normalize(bn_tensor *images, const double *mean, const double *std)
+static bn_status bn_channel_normalize_unprofiled(bn_tensor *images, const double *mean, const double *std)
 {
     int64_t N, C, inner;
     if (channel_geometry("channel_normalize", images, &N, &C, &inner) != BN_OK) return bn_last_status();
@@ -250,4 +261,12 @@ bn_status bn_channel_normalize(bn_tensor *images, const double *mean, const doub
         for (int64_t e = 0; e < inner; e++) q[e] = (q[e] - m) / s;
     }
     return BN_OK;
+}
+
+bn_status bn_channel_normalize(bn_tensor *images, const double *mean, const double *std)
+{
+    BN_PROFILE_BEGIN("channel_normalize", false);
+    bn_status st = bn_channel_normalize_unprofiled(images, mean, std);
+    BN_PROFILE_END();
+    return st;
 }

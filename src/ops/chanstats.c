@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "probe.h"
+#include "profile.h"
 
 #define PAR_MIN 32768
 
@@ -20,7 +21,7 @@ static bn_status check_x(const char *op, const bn_tensor *x, int min_dim)
     return BN_OK;
 }
 
-bn_status bn_activation_stats(bn_tensor *x, bn_tensor **mean, bn_tensor **var, bn_tensor **absmax)
+static bn_status bn_activation_stats_unprofiled(bn_tensor *x, bn_tensor **mean, bn_tensor **var, bn_tensor **absmax)
 {
     if (!mean || !var || !absmax) return bn_fail(BN_EARG, "activation_stats: output pointers expected non-NULL");
     *mean = *var = *absmax = NULL;
@@ -82,7 +83,15 @@ bn_status bn_activation_stats(bn_tensor *x, bn_tensor **mean, bn_tensor **var, b
     return BN_OK;
 }
 
-bn_tensor *bn_histc(bn_tensor *x, int64_t bins, double lo, double hi, double *lo_used, double *hi_used)
+bn_status bn_activation_stats(bn_tensor *x, bn_tensor **mean, bn_tensor **var, bn_tensor **absmax)
+{
+    BN_PROFILE_BEGIN("activation_stats", false);
+    bn_status st = bn_activation_stats_unprofiled(x, mean, var, absmax);
+    BN_PROFILE_END();
+    return st;
+}
+
+static bn_tensor *bn_histc_unprofiled(bn_tensor *x, int64_t bins, double lo, double hi, double *lo_used, double *hi_used)
 {
     if (check_x("histc", x, 0) != BN_OK) return NULL;
     if (bins < 1 || bins > (int64_t)1 << 24)
@@ -126,5 +135,13 @@ bn_tensor *bn_histc(bn_tensor *x, int64_t bins, double lo, double hi, double *lo
     bn_tensor_release(xd);
     if (lo_used) *lo_used = lo;
     if (hi_used) *hi_used = hi;
+    return out;
+}
+
+bn_tensor *bn_histc(bn_tensor *x, int64_t bins, double lo, double hi, double *lo_used, double *hi_used)
+{
+    BN_PROFILE_BEGIN("histc", false);
+    bn_tensor *out = bn_histc_unprofiled(x, bins, lo, hi, lo_used, hi_used);
+    BN_PROFILE_END();
     return out;
 }

@@ -13,11 +13,12 @@
 #include <string.h>
 
 #include "probe.h"
+#include "profile.h"
 
 #define OP "conv_coherence"
 
-bn_status bn_conv_coherence(bn_tensor *dout, bn_tensor *in, int kh, int kw, const bn_conv2d_opts *o,
-                            bn_tensor **sum, bn_tensor **abssum, bn_tensor **m)
+static bn_status bn_conv_coherence_unprofiled(bn_tensor *dout, bn_tensor *in, int kh, int kw, const bn_conv2d_opts *o,
+                                              bn_tensor **sum, bn_tensor **abssum, bn_tensor **m)
 {
     if (!sum || !abssum || !m) return bn_fail(BN_EARG, OP ": output pointers expected non-NULL");
     *sum = *abssum = *m = NULL;
@@ -109,4 +110,13 @@ bn_status bn_conv_coherence(bn_tensor *dout, bn_tensor *in, int kh, int kw, cons
     bn_tensor_release(gd), bn_tensor_release(xd), bn_tensor_release(gt), bn_tensor_release(xt);
     *sum = ts, *abssum = ta, *m = tm;
     return BN_OK;
+}
+
+bn_status bn_conv_coherence(bn_tensor *dout, bn_tensor *in, int kh, int kw, const bn_conv2d_opts *o,
+                            bn_tensor **sum, bn_tensor **abssum, bn_tensor **m)
+{
+    BN_PROFILE_BEGIN("conv_coherence", false);
+    bn_status st = bn_conv_coherence_unprofiled(dout, in, kh, kw, o, sum, abssum, m);
+    BN_PROFILE_END();
+    return st;
 }

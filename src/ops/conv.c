@@ -17,6 +17,7 @@
 #include "autograd.h"
 #include "blas.h"
 #include "ops.h"
+#include "profile.h"
 
 typedef struct conv_geom {
     int64_t n, c, h, w;  /* input */
@@ -420,7 +421,7 @@ static bn_status conv_check(const bn_tensor *x, const bn_tensor *w, const bn_ten
     return BN_OK;
 }
 
-bn_tensor *bn_conv2d(bn_tensor *x, bn_tensor *w, bn_tensor *b, const bn_conv2d_opts *o)
+static bn_tensor *bn_conv2d_unprofiled(bn_tensor *x, bn_tensor *w, bn_tensor *b, const bn_conv2d_opts *o)
 {
     conv_geom g;
     if (conv_check(x, w, b, o, &g) != BN_OK) return NULL;
@@ -449,5 +450,13 @@ done:
     bn_tensor_release(xc);
     bn_tensor_release(wc);
     bn_tensor_release(bc);
+    return out;
+}
+
+bn_tensor *bn_conv2d(bn_tensor *x, bn_tensor *w, bn_tensor *b, const bn_conv2d_opts *o)
+{
+    BN_PROFILE_BEGIN("conv2d", false);
+    bn_tensor *out = bn_conv2d_unprofiled(x, w, b, o);
+    BN_PROFILE_END();
     return out;
 }

@@ -5,6 +5,7 @@
  * and Inf visible in dropped positions, as PyTorch does. */
 #include "autograd.h"
 #include "ops.h"
+#include "profile.h"
 #include "rng.h"
 #include "tensor.h"
 
@@ -26,7 +27,7 @@ static bn_status dropout_backward(bn_node *n, bn_tensor *gout, bn_tensor **gin)
     return BN_OK;
 }
 
-bn_tensor *bn_dropout(bn_tensor *x, double p, bool training)
+static bn_tensor *bn_dropout_unprofiled(bn_tensor *x, double p, bool training)
 {
     if (!x) return bn_fail_null(BN_EARG, "dropout: x expected a tensor, got NULL");
     if (!(p >= 0 && p <= 1)) return bn_fail_null(BN_EARG, "dropout: p expected in [0, 1], got %g", p);
@@ -58,5 +59,13 @@ bn_tensor *bn_dropout(bn_tensor *x, double p, bool training)
     mul_mask(bn_tensor_data(out), m, n);
     out = bn_record(out, "dropout", dropout_backward, 1, &x, 1, &mask, NULL, 0, NULL, 0);
     bn_tensor_release(mask);
+    return out;
+}
+
+bn_tensor *bn_dropout(bn_tensor *x, double p, bool training)
+{
+    BN_PROFILE_BEGIN("dropout", false);
+    bn_tensor *out = bn_dropout_unprofiled(x, p, training);
+    BN_PROFILE_END();
     return out;
 }

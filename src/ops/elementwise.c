@@ -8,6 +8,7 @@
 
 #include "autograd.h"
 #include "ops.h"
+#include "profile.h"
 #include "strided.h"
 
 /* Above this many elements a loop is worth splitting over threads. */
@@ -48,19 +49,58 @@ static bn_tensor broadcast_view(const bn_tensor *t, int ndim, const int64_t *sha
 
 typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV } binop;
 
-static inline float apply_bin(binop op, float x, float y)
+/* The hot loops carry `omp simd`: GCC at -O2 only vectorizes under its
+ * "very cheap" cost model, which refuses loops that need a runtime alias
+ * check, so without it these run as scalar code (measured 5-10x slower on
+ * a ResNet activation, bench/NOTES.md). Every loop is elementwise (no
+ * reduction), so vector and scalar code give the same results; the op's
+ * switch is hoisted out so that each loop body is one operation. */
+
+/* o[j] = x[j * sx] op y[j * sy] for j < len: the unit-stride and
+ * broadcast-scalar cases vectorize, the rest is a plain strided loop. */
+#define BIN_ROW(OPEXPR)                                                                  \
+    do {                                                                                 \
+        if (sx == 1 && sy == 1) {                                                        \
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                      \
+                float u = x[j], v = y[j];                                                \
+                o[j] = OPEXPR;                                                           \
+            }                                                                            \
+        } else if (sx == 1 && sy == 0) {                                                 \
+            const float v = y[0];                                                        \
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                      \
+                float u = x[j];                                                          \
+                o[j] = OPEXPR;                                                           \
+            }                                                                            \
+        } else if (sx == 0 && sy == 1) {                                                 \
+            const float u = x[0];                                                        \
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                      \
+                float v = y[j];                                                          \
+                o[j] = OPEXPR;                                                           \
+            }                                                                            \
+        } else {                                                                         \
+            for (int64_t j = 0; j < len; j++) {                                          \
+                float u = x[j * sx], v = y[j * sy];                                      \
+                o[j] = OPEXPR;                                                           \
+            }                                                                            \
+        }                                                                                \
+    } while (0)
+
+static void bin_row(binop op, float *o, const float *x, int64_t sx, const float *y, int64_t sy,
+                    int64_t len)
 {
     switch (op) {
-    case BIN_ADD: return x + y;
-    case BIN_SUB: return x - y;
-    case BIN_MUL: return x * y;
-    case BIN_DIV: return x / y;
+    case BIN_ADD: BIN_ROW(u + v); break;
+    case BIN_SUB: BIN_ROW(u - v); break;
+    case BIN_MUL: BIN_ROW(u * v); break;
+    case BIN_DIV: BIN_ROW(u / v); break;
     }
-    return 0;
 }
+#undef BIN_ROW
 
 /* out (contiguous, shape of a and b) = a op b, a and b strided views of the
- * same shape. The innermost dimension runs as a tight loop. */
+ * same shape. The innermost dimension runs as a tight loop; contiguous
+ * operands run as one loop split over threads in fixed chunks. `out` may be
+ * a itself (bn_add_into), never a partial overlap. */
 static void binary_loop(binop op, float *out, const bn_tensor *a, const bn_tensor *b)
 {
     int64_t n = bn_tensor_numel(a);
@@ -68,8 +108,12 @@ static void binary_loop(binop op, float *out, const bn_tensor *a, const bn_tenso
     const float *pa = a->storage->data, *pb = b->storage->data;
     if (bn_tensor_is_contiguous(a) && bn_tensor_is_contiguous(b)) {
         const float *x = pa + a->offset, *y = pb + b->offset;
-#pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) out[i] = apply_bin(op, x[i], y[i]);
+        int64_t chunks = n > PAR_MIN ? (n + PAR_MIN - 1) / PAR_MIN : 1;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+        for (int64_t c = 0; c < chunks; c++) {
+            int64_t lo = c * n / chunks, hi = (c + 1) * n / chunks;
+            bin_row(op, out + lo, x + lo, 1, y + lo, 1, hi - lo);
+        }
         return;
     }
     int nd = a->ndim;
@@ -84,16 +128,15 @@ static void binary_loop(binop op, float *out, const bn_tensor *a, const bn_tenso
             oa += i * a->stride[d];
             ob += i * b->stride[d];
         }
-        float *o = out + r * inner;
-        for (int64_t j = 0; j < inner; j++) o[j] = apply_bin(op, pa[oa + j * sa], pb[ob + j * sb]);
+        bin_row(op, out + r * inner, pa + oa, sa, pb + ob, sb, inner);
     }
 }
 
-bn_status bn_add_into(bn_tensor *acc, const bn_tensor *g)
+/* g broadcasts to acc's shape (without changing it). */
+static bn_status check_fits(const bn_tensor *acc, const bn_tensor *g)
 {
     if (g->ndim > acc->ndim)
         return bn_fail(BN_ESHAPE, "accumulate: gradient %s does not fit %s", bn_shape_str(g), bn_shape_str(acc));
-    bn_tensor gv = broadcast_view(g, acc->ndim, acc->shape);
     for (int d = 0; d < acc->ndim; d++) {
         int lead = acc->ndim - g->ndim;
         int64_t size = d < lead ? 1 : g->shape[d - lead];
@@ -101,6 +144,13 @@ bn_status bn_add_into(bn_tensor *acc, const bn_tensor *g)
             return bn_fail(BN_ESHAPE, "accumulate: gradient %s does not fit %s", bn_shape_str(g),
                            bn_shape_str(acc));
     }
+    return BN_OK;
+}
+
+bn_status bn_add_into(bn_tensor *acc, const bn_tensor *g)
+{
+    if (check_fits(acc, g) != BN_OK) return bn_last_status();
+    bn_tensor gv = broadcast_view(g, acc->ndim, acc->shape);
     if (!bn_tensor_is_contiguous(acc)) {
         float *base = acc->storage->data;
         int64_t n = bn_tensor_numel(acc);
@@ -116,6 +166,16 @@ bn_status bn_add_into(bn_tensor *acc, const bn_tensor *g)
     return BN_OK;
 }
 
+bn_tensor *bn_add_new(const bn_tensor *acc, const bn_tensor *g)
+{
+    if (check_fits(acc, g) != BN_OK) return NULL;
+    bn_tensor *out = bn_tensor_empty(acc->ndim, acc->shape);
+    if (!out) return NULL;
+    bn_tensor av = broadcast_view(acc, acc->ndim, acc->shape), gv = broadcast_view(g, acc->ndim, acc->shape);
+    binary_loop(BIN_ADD, bn_tensor_data(out), &av, &gv);
+    return out;
+}
+
 bn_tensor *bn_sum_to_shape(bn_tensor *g, int ndim, const int64_t *shape)
 {
     if (ndim > g->ndim)
@@ -126,6 +186,11 @@ bn_tensor *bn_sum_to_shape(bn_tensor *g, int ndim, const int64_t *shape)
         if (shape[d] != 1 && shape[d] != g->shape[lead + d])
             return bn_fail_null(BN_ESHAPE, "sum_to_shape: %s cannot be summed to %s", bn_shape_str(g),
                                 bn_dims_str(ndim, shape));
+    /* Nothing to sum (every gradient of a same-shape add, sub, expand):
+     * the gradient itself, shared. Autograd copies a shared gradient only
+     * when it must write into it (autograd.c, accumulate_grad). */
+    if (ndim == g->ndim && memcmp(shape, g->shape, (size_t)ndim * sizeof *shape) == 0)
+        return bn_tensor_retain(g);
     bn_tensor *out = bn_tensor_zeros(ndim, shape);
     if (!out) return NULL;
     /* Accumulate each element of g into its broadcast source: iterate over g
@@ -141,11 +206,29 @@ bn_tensor *bn_sum_to_shape(bn_tensor *g, int ndim, const int64_t *shape)
         o[out->offset] = (float)s;
         return out;
     }
+    /* Row by row over g's last dim, in g's row-major order, so every output
+     * element sums its sources in the same order as an element-by-element
+     * walk would. A kept last dim adds the row into the output row
+     * (vectorized: distinct outputs); a summed one adds it in sequence. */
+    int nd = g->ndim;
+    int64_t inner = nd ? g->shape[nd - 1] : 1, gs = nd ? g->stride[nd - 1] : 0, os = nd ? ov.stride[nd - 1] : 0;
+    int64_t n = bn_tensor_numel(g), rows = inner ? n / inner : 0;
     int64_t idx[BN_MAX_DIMS] = {0};
-    int64_t n = bn_tensor_numel(g), go = g->offset, oo = ov.offset;
-    for (int64_t k = 0; k < n; k++) {
-        o[oo] += src[go];
-        for (int d = g->ndim - 1; d >= 0; d--) {
+    int64_t go = g->offset, oo = ov.offset;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *gr = src + go;
+        float *orow = o + oo;
+        if (os == 0) {
+            float acc = orow[0];
+            for (int64_t j = 0; j < inner; j++) acc += gr[j * gs];
+            orow[0] = acc;
+        } else if (gs == 1) {
+#pragma omp simd
+            for (int64_t j = 0; j < inner; j++) orow[j * os] += gr[j];
+        } else {
+            for (int64_t j = 0; j < inner; j++) orow[j * os] += gr[j * gs];
+        }
+        for (int d = nd - 2; d >= 0; d--) {
             if (++idx[d] < g->shape[d]) {
                 go += g->stride[d];
                 oo += ov.stride[d];
@@ -226,13 +309,21 @@ static bn_status div_backward(bn_node *n, bn_tensor *g, bn_tensor **gin)
     return st;
 }
 
-static bn_tensor *binary(const char *name, binop op, bn_backward_fn bwd, bn_tensor *a, bn_tensor *b)
+static bn_tensor *binary_unprofiled(const char *name, binop op, bn_backward_fn bwd, bn_tensor *a, bn_tensor *b)
 {
     if (!a || !b) return bn_fail_null(BN_EARG, "%s: operand expected a tensor, got NULL", name);
     bn_tensor *out = binary_raw(name, op, a, b);
     bn_tensor *in[2] = {a, b};
     int n_saved = (op == BIN_MUL || op == BIN_DIV) ? 2 : 0;
     return bn_record(out, name, bwd, 2, in, n_saved, in, NULL, 0, NULL, 0);
+}
+
+static bn_tensor *binary(const char *name, binop op, bn_backward_fn bwd, bn_tensor *a, bn_tensor *b)
+{
+    BN_PROFILE_BEGIN(name, false);
+    bn_tensor *out = binary_unprofiled(name, op, bwd, a, b);
+    BN_PROFILE_END();
+    return out;
 }
 
 bn_tensor *bn_add(bn_tensor *a, bn_tensor *b) { return binary("add", BIN_ADD, add_backward, a, b); }
@@ -258,7 +349,7 @@ static inline float apply_un(unop op, float x, float p, float q)
     case UN_LOG: return logf(x);
     case UN_SQRT: return sqrtf(x);
     case UN_ABS: return fabsf(x);
-    case UN_RELU: return x > 0 ? x : (x == x ? 0.0f : x); /* NaN stays NaN: divergence is data */
+    case UN_RELU: return (x > 0 || x != x) ? x : 0.0f; /* NaN stays NaN: divergence is data */
     case UN_TANH: return tanhf(x);
     case UN_SIGMOID: return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
     case UN_CLAMP: return x < p ? p : x > q ? q : x;
@@ -271,6 +362,18 @@ static inline float apply_un(unop op, float x, float p, float q)
     return 0;
 }
 
+/* 1.0f when c, else 0.0f, from the comparison's bits: written as `c ? 1 : 0`
+ * the product g * (c ? 1 : 0) becomes a branch (GCC moves the multiply into
+ * it, and may not run a possibly-trapping multiply unconditionally), which
+ * blocks vectorization. Same value, same product. */
+static inline float one_if(bool c)
+{
+    uint32_t bits = (uint32_t) - (int32_t)c & UINT32_C(0x3f800000);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
 /* d out / d x at input x, output y. */
 static inline float deriv_un(unop op, float x, float y, float p, float q)
 {
@@ -280,10 +383,10 @@ static inline float deriv_un(unop op, float x, float y, float p, float q)
     case UN_LOG: return 1.0f / x;
     case UN_SQRT: return 0.5f / y;
     case UN_ABS: return x > 0 ? 1.0f : x < 0 ? -1.0f : 0.0f;
-    case UN_RELU: return x > 0 ? 1.0f : 0.0f;
+    case UN_RELU: return one_if(x > 0);
     case UN_TANH: return 1.0f - y * y;
     case UN_SIGMOID: return y * (1.0f - y);
-    case UN_CLAMP: return (x >= p && x <= q) ? 1.0f : 0.0f;
+    case UN_CLAMP: return one_if(x >= p && x <= q);
     case UN_POW: return p == 0 ? 0.0f : p * powf(x, p - 1.0f);
     case UN_ADDS: return 1.0f;
     case UN_MULS: return p;
@@ -308,22 +411,20 @@ static bn_status unary_backward(bn_node *n, bn_tensor *g, bn_tensor **gin)
     const float *gp = bn_tensor_data(gc), *xp = x ? bn_tensor_data(x) : NULL, *yp = y ? bn_tensor_data(y) : NULL;
     float *o = bn_tensor_data(out);
     int64_t m = bn_tensor_numel(out);
-    /* Only the saved tensor the op needs exists; the other reads as zeros. */
-    const float zero = 0.0f;
-    const int64_t xs = xp ? 1 : 0, ys = yp ? 1 : 0;
-    if (!xp) xp = &zero;
-    if (!yp) yp = &zero;
-#define DERIV_LOOP(OP)                                                                    \
+    /* Only the saved tensor the op needs exists (needs_input/needs_output):
+     * one loop per op reading just that one, so that each vectorizes. */
+#define DERIV_LOOP(OP, X, Y)                                                              \
     case OP: {                                                                            \
-        _Pragma("omp parallel for schedule(static) if (m > PAR_MIN)")                    \
-        for (int64_t i = 0; i < m; i++) o[i] = gp[i] * deriv_un(OP, xp[i * xs], yp[i * ys], p, q); \
+        _Pragma("omp parallel for simd schedule(static) if (m > PAR_MIN)")               \
+        for (int64_t i = 0; i < m; i++) o[i] = gp[i] * deriv_un(OP, X, Y, p, q);          \
         break;                                                                            \
     }
     switch (op) {
-        DERIV_LOOP(UN_NEG) DERIV_LOOP(UN_EXP) DERIV_LOOP(UN_LOG) DERIV_LOOP(UN_SQRT)
-        DERIV_LOOP(UN_ABS) DERIV_LOOP(UN_RELU) DERIV_LOOP(UN_TANH) DERIV_LOOP(UN_SIGMOID)
-        DERIV_LOOP(UN_CLAMP) DERIV_LOOP(UN_POW) DERIV_LOOP(UN_ADDS) DERIV_LOOP(UN_MULS)
-        DERIV_LOOP(UN_RSUB) DERIV_LOOP(UN_RDIV)
+        DERIV_LOOP(UN_NEG, 0.0f, 0.0f) DERIV_LOOP(UN_EXP, 0.0f, yp[i]) DERIV_LOOP(UN_LOG, xp[i], 0.0f)
+        DERIV_LOOP(UN_SQRT, 0.0f, yp[i]) DERIV_LOOP(UN_ABS, xp[i], 0.0f) DERIV_LOOP(UN_RELU, xp[i], 0.0f)
+        DERIV_LOOP(UN_TANH, 0.0f, yp[i]) DERIV_LOOP(UN_SIGMOID, 0.0f, yp[i]) DERIV_LOOP(UN_CLAMP, xp[i], 0.0f)
+        DERIV_LOOP(UN_POW, xp[i], 0.0f) DERIV_LOOP(UN_ADDS, 0.0f, 0.0f) DERIV_LOOP(UN_MULS, 0.0f, 0.0f)
+        DERIV_LOOP(UN_RSUB, 0.0f, 0.0f) DERIV_LOOP(UN_RDIV, xp[i], 0.0f)
     }
 #undef DERIV_LOOP
     bn_tensor_release(gc);
@@ -338,7 +439,7 @@ static bool needs_input(unop op)
 }
 static bool needs_output(unop op) { return op == UN_EXP || op == UN_SQRT || op == UN_TANH || op == UN_SIGMOID; }
 
-static bn_tensor *unary(unop op, bn_tensor *a, float p, float q)
+static bn_tensor *unary_unprofiled(unop op, bn_tensor *a, float p, float q)
 {
     const char *name = unop_names[op];
     if (!a) return bn_fail_null(BN_EARG, "%s: input expected a tensor, got NULL", name);
@@ -355,7 +456,7 @@ static bn_tensor *unary(unop op, bn_tensor *a, float p, float q)
     /* One loop per op (the switch hoisted out) so each one vectorizes. */
 #define UNARY_LOOP(OP)                                                          \
     case OP: {                                                                  \
-        _Pragma("omp parallel for schedule(static) if (m > PAR_MIN)")          \
+        _Pragma("omp parallel for simd schedule(static) if (m > PAR_MIN)")     \
         for (int64_t i = 0; i < m; i++) o[i] = apply_un(OP, xp[i], p, q);       \
         break;                                                                  \
     }
@@ -371,6 +472,14 @@ static bn_tensor *unary(unop op, bn_tensor *a, float p, float q)
     int64_t iv[1] = {op};
     out = bn_record(out, name, unary_backward, 1, &a, 2, saved, f, 2, iv, 1);
     bn_tensor_release(x);
+    return out;
+}
+
+static bn_tensor *unary(unop op, bn_tensor *a, float p, float q)
+{
+    BN_PROFILE_BEGIN(unop_names[op], false);
+    bn_tensor *out = unary_unprofiled(op, a, p, q);
+    BN_PROFILE_END();
     return out;
 }
 

@@ -12,6 +12,7 @@
 
 #include "autograd.h"
 #include "ops.h"
+#include "profile.h"
 
 #define PAR_MIN 32768
 #define MAX_CHUNKS 256
@@ -83,7 +84,7 @@ static bn_status softmax_backward(bn_node *nd, bn_tensor *gout, bn_tensor **gin)
     return BN_OK;
 }
 
-static bn_tensor *softmax_op(const char *op, bn_tensor *x, int dim, bool log_out)
+static bn_tensor *softmax_op_unprofiled(const char *op, bn_tensor *x, int dim, bool log_out)
 {
     if (!x) return bn_fail_null(BN_EARG, "%s: input expected a tensor, got NULL", op);
     int d = bn_dim_wrap(op, dim, x->ndim);
@@ -105,6 +106,14 @@ static bn_tensor *softmax_op(const char *op, bn_tensor *x, int dim, bool log_out
     bn_tensor_release(xd);
     int64_t iv[4] = {outer, n, inner, log_out};
     return bn_record(y, op, softmax_backward, 1, &x, 1, &y, NULL, 0, iv, 4);
+}
+
+static bn_tensor *softmax_op(const char *op, bn_tensor *x, int dim, bool log_out)
+{
+    BN_PROFILE_BEGIN(op, false);
+    bn_tensor *out = softmax_op_unprofiled(op, x, dim, log_out);
+    BN_PROFILE_END();
+    return out;
 }
 
 bn_tensor *bn_softmax(bn_tensor *x, int dim) { return softmax_op("softmax", x, dim, false); }
@@ -138,7 +147,7 @@ static bn_status cross_entropy_backward(bn_node *nd, bn_tensor *gout, bn_tensor 
     return BN_OK;
 }
 
-bn_tensor *bn_cross_entropy(bn_tensor *logits, const int64_t *labels, int64_t n_labels)
+static bn_tensor *bn_cross_entropy_unprofiled(bn_tensor *logits, const int64_t *labels, int64_t n_labels)
 {
     if (!logits) return bn_fail_null(BN_EARG, "cross_entropy: logits expected a tensor, got NULL");
     if (logits->ndim != 2)
@@ -198,6 +207,14 @@ bn_tensor *bn_cross_entropy(bn_tensor *logits, const int64_t *labels, int64_t n_
     return out;
 }
 
+bn_tensor *bn_cross_entropy(bn_tensor *logits, const int64_t *labels, int64_t n_labels)
+{
+    BN_PROFILE_BEGIN("cross_entropy", false);
+    bn_tensor *out = bn_cross_entropy_unprofiled(logits, labels, n_labels);
+    BN_PROFILE_END();
+    return out;
+}
+
 /* ---- mse_loss ----------------------------------------------------------- */
 
 /* Σ (a - b)^2 in double, in fixed chunks (independent of the thread count). */
@@ -247,7 +264,7 @@ static bn_status mse_backward(bn_node *nd, bn_tensor *gout, bn_tensor **gin)
     return BN_OK;
 }
 
-bn_tensor *bn_mse_loss(bn_tensor *a, bn_tensor *b)
+static bn_tensor *bn_mse_loss_unprofiled(bn_tensor *a, bn_tensor *b)
 {
     if (!a || !b) return bn_fail_null(BN_EARG, "mse_loss: %s expected a tensor, got NULL", a ? "target" : "input");
     if (!bn_shape_equal(a, b))
@@ -267,5 +284,13 @@ bn_tensor *bn_mse_loss(bn_tensor *a, bn_tensor *b)
     out = bn_record(out, "mse_loss", mse_backward, 2, inputs, 2, saved, NULL, 0, NULL, 0);
     bn_tensor_release(ad);
     bn_tensor_release(bd);
+    return out;
+}
+
+bn_tensor *bn_mse_loss(bn_tensor *a, bn_tensor *b)
+{
+    BN_PROFILE_BEGIN("mse_loss", false);
+    bn_tensor *out = bn_mse_loss_unprofiled(a, b);
+    BN_PROFILE_END();
     return out;
 }

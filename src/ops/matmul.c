@@ -13,6 +13,7 @@
 #include "autograd.h"
 #include "blas.h"
 #include "ops.h"
+#include "profile.h"
 #include "tensor.h"
 
 /* A batch of `batch` matrices rows x cols: element (b, i, j) is at
@@ -174,7 +175,7 @@ static bn_status matmul_backward(bn_node *n, bn_tensor *gout, bn_tensor **gin)
     return BN_OK;
 }
 
-bn_tensor *bn_matmul(bn_tensor *a, bn_tensor *b)
+static bn_tensor *bn_matmul_unprofiled(bn_tensor *a, bn_tensor *b)
 {
     if (!a || !b)
         return bn_fail_null(BN_EARG, "matmul: %s expected a tensor, got NULL", !a ? "a" : "b");
@@ -220,6 +221,14 @@ bn_tensor *bn_matmul(bn_tensor *a, bn_tensor *b)
     return bn_record(out, "matmul", matmul_backward, 2, inputs, 2, saved, NULL, 0, iv, 2);
 }
 
+bn_tensor *bn_matmul(bn_tensor *a, bn_tensor *b)
+{
+    BN_PROFILE_BEGIN("matmul", false);
+    bn_tensor *out = bn_matmul_unprofiled(a, b);
+    BN_PROFILE_END();
+    return out;
+}
+
 /* ---- linear ------------------------------------------------------------- */
 
 /* Saved: 0 = x, 1 = w. */
@@ -254,7 +263,7 @@ static bn_status linear_backward(bn_node *n, bn_tensor *gout, bn_tensor **gin)
     return BN_OK;
 }
 
-bn_tensor *bn_linear(bn_tensor *x, bn_tensor *w, bn_tensor *b)
+static bn_tensor *bn_linear_unprofiled(bn_tensor *x, bn_tensor *w, bn_tensor *b)
 {
     if (!x || !w) return bn_fail_null(BN_EARG, "linear: %s expected a tensor, got NULL", !x ? "x" : "w");
     if (x->ndim != 2)
@@ -289,4 +298,12 @@ bn_tensor *bn_linear(bn_tensor *x, bn_tensor *w, bn_tensor *b)
     bn_tensor *inputs[3] = {x, w, b};
     bn_tensor *saved[2] = {w->requires_grad ? x : NULL, x->requires_grad ? w : NULL};
     return bn_record(out, "linear", linear_backward, 3, inputs, 2, saved, NULL, 0, NULL, 0);
+}
+
+bn_tensor *bn_linear(bn_tensor *x, bn_tensor *w, bn_tensor *b)
+{
+    BN_PROFILE_BEGIN("linear", false);
+    bn_tensor *out = bn_linear_unprofiled(x, w, b);
+    BN_PROFILE_END();
+    return out;
 }

@@ -12,6 +12,7 @@
 
 #include "autograd.h"
 #include "ops.h"
+#include "profile.h"
 
 #define PAR_MIN 32768
 
@@ -155,6 +156,7 @@ static bn_status batch_norm_backward(bn_node *nd, bn_tensor *gout, bn_tensor **g
         for (int64_t n = 0; n < nb; n++) {
             const float *xr = xv + (n * c + ch) * s, *gr = gv + (n * c + ch) * s;
             float *dr = dxv + (n * c + ch) * s;
+#pragma omp simd
             for (int64_t k = 0; k < s; k++) {
                 double xhat = ((double)xr[k] - mean) * invstd;
                 dr[k] = (float)(a * (gr[k] - mdy - xhat * mdyx));
@@ -168,7 +170,7 @@ static bn_status batch_norm_backward(bn_node *nd, bn_tensor *gout, bn_tensor **g
     return BN_OK;
 }
 
-bn_tensor *bn_batch_norm(bn_tensor *x, bn_tensor *running_mean, bn_tensor *running_var, bn_tensor *weight,
+static bn_tensor *bn_batch_norm_unprofiled(bn_tensor *x, bn_tensor *running_mean, bn_tensor *running_var, bn_tensor *weight,
                          bn_tensor *bias, const bn_batch_norm_opts *o)
 {
     if (check_args(x, running_mean, running_var, weight, bias, o) != BN_OK) return NULL;
@@ -215,6 +217,7 @@ bn_tensor *bn_batch_norm(bn_tensor *x, bn_tensor *running_mean, bn_tensor *runni
         for (int64_t n = 0; n < nb; n++) {
             const float *xr = xv + (n * c + ch) * s;
             float *yr = yv + (n * c + ch) * s;
+#pragma omp simd
             for (int64_t k = 0; k < s; k++) yr[k] = (float)(((double)xr[k] - mean) * a + beta);
         }
         float hi = (float)mean;
@@ -242,4 +245,13 @@ bn_tensor *bn_batch_norm(bn_tensor *x, bn_tensor *running_mean, bn_tensor *runni
     }
     free(bstat);
     return y;
+}
+
+bn_tensor *bn_batch_norm(bn_tensor *x, bn_tensor *running_mean, bn_tensor *running_var, bn_tensor *weight,
+                         bn_tensor *bias, const bn_batch_norm_opts *o)
+{
+    BN_PROFILE_BEGIN("batch_norm", false);
+    bn_tensor *out = bn_batch_norm_unprofiled(x, running_mean, running_var, weight, bias, o);
+    BN_PROFILE_END();
+    return out;
 }

@@ -9,6 +9,7 @@
 
 #include "autograd.h"
 #include "ops.h"
+#include "profile.h"
 
 typedef struct pool_geom {
     int64_t planes, h, w; /* input: N*C planes of h x w */
@@ -167,7 +168,7 @@ static bn_status max_backward(bn_node *n, bn_tensor *gout, bn_tensor **gin)
     return BN_OK;
 }
 
-bn_tensor *bn_max_pool2d(bn_tensor *x, const bn_pool2d_opts *o)
+static bn_tensor *bn_max_pool2d_unprofiled(bn_tensor *x, const bn_pool2d_opts *o)
 {
     pool_geom g;
     if (pool_check("max_pool2d", x, o, &g) != BN_OK) return NULL;
@@ -183,6 +184,14 @@ bn_tensor *bn_max_pool2d(bn_tensor *x, const bn_pool2d_opts *o)
     out = bn_record(out, "max_pool2d", max_backward, 1, &x, 1, &where, NULL, 0, iv, 6);
     bn_tensor_release(where);
     bn_tensor_release(xc);
+    return out;
+}
+
+bn_tensor *bn_max_pool2d(bn_tensor *x, const bn_pool2d_opts *o)
+{
+    BN_PROFILE_BEGIN("max_pool2d", false);
+    bn_tensor *out = bn_max_pool2d_unprofiled(x, o);
+    BN_PROFILE_END();
     return out;
 }
 
@@ -230,7 +239,7 @@ static bn_status avg_backward(bn_node *n, bn_tensor *gout, bn_tensor **gin)
     return BN_OK;
 }
 
-bn_tensor *bn_avg_pool2d(bn_tensor *x, const bn_pool2d_opts *o)
+static bn_tensor *bn_avg_pool2d_unprofiled(bn_tensor *x, const bn_pool2d_opts *o)
 {
     pool_geom g;
     if (pool_check("avg_pool2d", x, o, &g) != BN_OK) return NULL;
@@ -256,6 +265,14 @@ bn_tensor *bn_avg_pool2d(bn_tensor *x, const bn_pool2d_opts *o)
     bn_tensor_release(xc);
     int64_t iv[7] = {g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.include_pad};
     return bn_record(out, "avg_pool2d", avg_backward, 1, &x, 0, NULL, NULL, 0, iv, 7);
+}
+
+bn_tensor *bn_avg_pool2d(bn_tensor *x, const bn_pool2d_opts *o)
+{
+    BN_PROFILE_BEGIN("avg_pool2d", false);
+    bn_tensor *out = bn_avg_pool2d_unprofiled(x, o);
+    BN_PROFILE_END();
+    return out;
 }
 
 /* ---- adaptive average --------------------------------------------------- */
@@ -296,7 +313,7 @@ static bn_status adaptive_backward(bn_node *n, bn_tensor *gout, bn_tensor **gin)
     return BN_OK;
 }
 
-bn_tensor *bn_adaptive_avg_pool2d(bn_tensor *x, int64_t oh, int64_t ow)
+static bn_tensor *bn_adaptive_avg_pool2d_unprofiled(bn_tensor *x, int64_t oh, int64_t ow)
 {
     if (check_input("adaptive_avg_pool2d", x) != BN_OK) return NULL;
     if (oh < 1 || ow < 1)
@@ -332,4 +349,12 @@ bn_tensor *bn_adaptive_avg_pool2d(bn_tensor *x, int64_t oh, int64_t ow)
     }
     bn_tensor_release(xc);
     return bn_record(out, "adaptive_avg_pool2d", adaptive_backward, 1, &x, 0, NULL, NULL, 0, NULL, 0);
+}
+
+bn_tensor *bn_adaptive_avg_pool2d(bn_tensor *x, int64_t oh, int64_t ow)
+{
+    BN_PROFILE_BEGIN("adaptive_avg_pool2d", false);
+    bn_tensor *out = bn_adaptive_avg_pool2d_unprofiled(x, oh, ow);
+    BN_PROFILE_END();
+    return out;
 }

@@ -13,6 +13,7 @@
 
 #include "autograd.h"
 #include "ops.h"
+#include "profile.h"
 
 /* Above this much work a loop is worth splitting over threads. */
 #define PAR_MIN 32768
@@ -269,7 +270,7 @@ fail:
     return bn_last_status();
 }
 
-static bn_tensor *moment(const char *op, int kind, bn_tensor *a, const red *r, int correction)
+static bn_tensor *moment_unprofiled(const char *op, int kind, bn_tensor *a, const red *r, int correction)
 {
     bn_tensor *x = bn_tensor_dense(a);
     if (!x) return NULL;
@@ -316,6 +317,14 @@ fail:
     bn_tensor_release(out);
     bn_tensor_release(x);
     return NULL;
+}
+
+static bn_tensor *moment(const char *op, int kind, bn_tensor *a, const red *r, int correction)
+{
+    BN_PROFILE_BEGIN(op, false);
+    bn_tensor *out = moment_unprofiled(op, kind, a, r, correction);
+    BN_PROFILE_END();
+    return out;
 }
 
 static bn_status check_correction(const char *op, int correction)
@@ -416,7 +425,7 @@ static bn_status check_extreme(const char *op, const bn_tensor *a, const red *r,
     return BN_OK;
 }
 
-static bn_tensor *extreme_dim(const char *op, bool is_max, bn_tensor *a, int dim, bool keepdim, bn_tensor **indices)
+static bn_tensor *extreme_dim_unprofiled(const char *op, bool is_max, bn_tensor *a, int dim, bool keepdim, bn_tensor **indices)
 {
     if (indices) *indices = NULL;
     red r = {0};
@@ -452,6 +461,14 @@ static bn_tensor *extreme_dim(const char *op, bool is_max, bn_tensor *a, int dim
     return out;
 }
 
+static bn_tensor *extreme_dim(const char *op, bool is_max, bn_tensor *a, int dim, bool keepdim, bn_tensor **indices)
+{
+    BN_PROFILE_BEGIN(op, false);
+    bn_tensor *out = extreme_dim_unprofiled(op, is_max, a, dim, keepdim, indices);
+    BN_PROFILE_END();
+    return out;
+}
+
 bn_tensor *bn_max(bn_tensor *a, int dim, bool keepdim, bn_tensor **indices)
 {
     return extreme_dim("max", true, a, dim, keepdim, indices);
@@ -482,7 +499,7 @@ static bn_status extreme_all_backward(bn_node *nd, bn_tensor *gout, bn_tensor **
     return BN_OK;
 }
 
-static bn_tensor *extreme_all(const char *op, bool is_max, bn_tensor *a)
+static bn_tensor *extreme_all_unprofiled(const char *op, bool is_max, bn_tensor *a)
 {
     red r = {0};
     if (red_all(op, a, &r) != BN_OK) return NULL;
@@ -503,10 +520,18 @@ static bn_tensor *extreme_all(const char *op, bool is_max, bn_tensor *a)
     return out;
 }
 
+static bn_tensor *extreme_all(const char *op, bool is_max, bn_tensor *a)
+{
+    BN_PROFILE_BEGIN(op, false);
+    bn_tensor *out = extreme_all_unprofiled(op, is_max, a);
+    BN_PROFILE_END();
+    return out;
+}
+
 bn_tensor *bn_max_all(bn_tensor *a) { return extreme_all("max_all", true, a); }
 bn_tensor *bn_min_all(bn_tensor *a) { return extreme_all("min_all", false, a); }
 
-bn_tensor *bn_argmax(bn_tensor *a, int dim, bool keepdim)
+static bn_tensor *bn_argmax_unprofiled(bn_tensor *a, int dim, bool keepdim)
 {
     red r = {0};
     if (red_dim("argmax", a, dim, keepdim, &r) != BN_OK) return NULL;
@@ -526,4 +551,12 @@ bn_tensor *bn_argmax(bn_tensor *a, int dim, bool keepdim)
     free(val);
     bn_tensor_release(x);
     return idx;
+}
+
+bn_tensor *bn_argmax(bn_tensor *a, int dim, bool keepdim)
+{
+    BN_PROFILE_BEGIN("argmax", false);
+    bn_tensor *out = bn_argmax_unprofiled(a, dim, keepdim);
+    BN_PROFILE_END();
+    return out;
 }

@@ -6,6 +6,7 @@
 
 #include "autograd.h"
 #include "ops.h"
+#include "profile.h"
 #include "tensor.h"
 
 /* dst[i] = src[i] over an n-d box of `shape`, both strided. The last dim is
@@ -163,7 +164,7 @@ static void cat_fill(bn_tensor *out, int n, bn_tensor *const *ts, int d)
     }
 }
 
-bn_tensor *bn_cat(int n, bn_tensor *const *ts, int dim)
+static bn_tensor *bn_cat_unprofiled(int n, bn_tensor *const *ts, int dim)
 {
     if (check_list("cat", n, ts) != BN_OK) return NULL;
     if (ts[0]->ndim == 0) return bn_fail_null(BN_ESHAPE, "cat: tensor #1 expected at least 1-D, got a 0-d tensor");
@@ -177,7 +178,15 @@ bn_tensor *bn_cat(int n, bn_tensor *const *ts, int dim)
     return cat_record(out, n, ts, d);
 }
 
-bn_tensor *bn_stack(int n, bn_tensor *const *ts, int dim)
+bn_tensor *bn_cat(int n, bn_tensor *const *ts, int dim)
+{
+    BN_PROFILE_BEGIN("cat", false);
+    bn_tensor *out = bn_cat_unprofiled(n, ts, dim);
+    BN_PROFILE_END();
+    return out;
+}
+
+static bn_tensor *bn_stack_unprofiled(int n, bn_tensor *const *ts, int dim)
 {
     if (check_list("stack", n, ts) != BN_OK) return NULL;
     const bn_tensor *t0 = ts[0];
@@ -205,6 +214,14 @@ done:
     if (!out) bn_error_prefix("stack: ");
     for (int k = 0; k < made; k++) bn_tensor_release(views[k]);
     free(views);
+    return out;
+}
+
+bn_tensor *bn_stack(int n, bn_tensor *const *ts, int dim)
+{
+    BN_PROFILE_BEGIN("stack", false);
+    bn_tensor *out = bn_stack_unprofiled(n, ts, dim);
+    BN_PROFILE_END();
     return out;
 }
 
@@ -249,7 +266,7 @@ static bn_status pad_backward(bn_node *n, bn_tensor *gout, bn_tensor **gin)
 
 #define PAD_MAX (INT64_C(1) << 40)
 
-bn_tensor *bn_pad(bn_tensor *x, const int64_t *pads)
+static bn_tensor *bn_pad_unprofiled(bn_tensor *x, const int64_t *pads)
 {
     if (!x) return bn_fail_null(BN_EARG, "pad: x expected a tensor, got NULL");
     if (!pads && x->ndim > 0)
@@ -277,4 +294,12 @@ bn_tensor *bn_pad(bn_tensor *x, const int64_t *pads)
         copy_box(nd, len, bn_tensor_data(out) + box_offset(nd, out_off, out->stride), out->stride,
                  bn_tensor_data(x) + box_offset(nd, in_off, x->stride), x->stride);
     return bn_record(out, "pad", pad_backward, 1, &x, 0, NULL, NULL, 0, before, nd);
+}
+
+bn_tensor *bn_pad(bn_tensor *x, const int64_t *pads)
+{
+    BN_PROFILE_BEGIN("pad", false);
+    bn_tensor *out = bn_pad_unprofiled(x, pads);
+    BN_PROFILE_END();
+    return out;
 }

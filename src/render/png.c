@@ -39,6 +39,17 @@ static bool key_ok(const char *k)
     return true;
 }
 
+/* Bytes go through the atomic file, which keeps the errno of the first
+ * failed write (ENOSPC, EFBIG) for its commit to report; libpng's own
+ * fwrite-based writer would only say "Write Error". After a failure the
+ * rest of the image is dropped, and the commit fails with that message. */
+static void write_bytes(png_structp png, png_bytep data, size_t n)
+{
+    bn_atomic_file_write(png_get_io_ptr(png), data, n);
+}
+
+static void flush_nothing(png_structp png) { (void)png; } /* the commit flushes */
+
 static bool is_ascii(const char *s)
 {
     for (; *s; s++)
@@ -80,7 +91,7 @@ bn_status bn_png_write(const char *path, const bn_canvas *c, const bn_png_text *
         bn_atomic_file_abort(af);
         return bn_fail(BN_EIO, "png: %s: %s", path, err.msg);
     }
-    png_init_io(png, bn_atomic_file_stream(af));
+    png_set_write_fn(png, af, write_bytes, flush_nothing);
     png_set_IHDR(png, info, (png_uint_32)c->width, (png_uint_32)c->height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     for (int i = 0; i < ntext; i++) {

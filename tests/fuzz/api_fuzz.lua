@@ -144,6 +144,7 @@ local SPECS = {
   save = "T:tensor P:path", load = "P:path", save_safetensors = "P:path TAB:tensors TAB?:metadata",
   load_safetensors = "P:path", rng_state = "", set_rng_state = "TAB:state", write_file = "P:path STR:text",
   clock = "", num_threads = "I?:n", blas_version = "", sgd_step = "TAB:params TAB?:bufs TAB:opts",
+  defer_interrupts = "", interrupted = "", raise_interrupt = "STR:message",
   -- tensor facts and contents (methods)
   shape = "T:self", size = "T:self D?:dim", dim = "T:self", numel = "T:self", item = "T:self",
   totable = "T:self", tolist = "T:self", is_contiguous = "T:self", is_closed = "TC:self",
@@ -926,9 +927,16 @@ function M.run(bn, opts)
   end
   -- Sub-tables of C functions: bn._data (messages "bn.data.<fn>"), bn.render,
   -- and any other (bn._linalg, ...): the leading "_" is not in messages.
+  -- Lua submodules (bn.train, bn.nn, ...) that earlier code in this process
+  -- loaded into bn are modules in package.loaded: not enumerated, as when
+  -- the fuzzer runs alone (the header says why).
+  local lua_modules = {}
+  for _, m in pairs(package.loaded) do
+    if type(m) == "table" then lua_modules[m] = true end
+  end
   for _, sub in ipairs(sorted_keys(bn)) do
     local t = rawget(bn, sub)
-    if type(t) == "table" and not SUB_SKIP[sub] then
+    if type(t) == "table" and not SUB_SKIP[sub] and not lua_modules[t] then
       for _, k in ipairs(sorted_keys(t)) do
         if type(t[k]) == "function" then
           local code = "local t = ... return function(...) return t." .. k .. "(...) end"
