@@ -184,7 +184,8 @@ end
 -- See docs/train.md for every option. history = {
 --   epochs = { {epoch, train_loss, train_acc, test_loss, test_acc, lr, time, images_per_s}, ... },
 --   step_loss = {...}, diverged = bool, diverged_step = n|nil, diverged_epoch = e|nil,
---   best_test_acc, final = <last epoch record> }
+--   best_test_acc, final = <last epoch record>, collapsed = bool (the last epoch's test accuracy,
+--   or train accuracy without a test set, is at most 1.5 / classes: the run failed to train) }
 function train.fit(o)
   check_options(o)
   local model, opt, schedule = o.model, o.optimizer, o.schedule
@@ -298,6 +299,14 @@ function train.fit(o)
       if not history.best_test_acc or record.test_acc > history.best_test_acc then
         history.best_test_acc = record.test_acc
       end
+    end
+    -- At chance: a network that answers (nearly) one class for everything — how an
+    -- unnormalized ResNet often fails at a large lr without ever producing a NaN.
+    local classes = train_set.classes
+    local acc = record.test_acc or record.train_acc
+    if not history.diverged and classes and classes > 1 and acc == acc then
+      record.at_chance = acc <= 1.5 / classes
+      history.collapsed = record.at_chance
     end
     history.epochs[#history.epochs + 1] = record
     history.final = record

@@ -81,6 +81,24 @@ function T.divergence_is_a_result()
   check.truthy(h.final.diverged)
 end
 
+function T.collapse_to_chance_is_reported_not_stopped()
+  local net, opt, tr, te = setup()
+  local h = fit(net, opt, tr, te, { epochs = 2 })
+  check.eq(h.collapsed, false, "a network that learns is not at chance")
+  check.eq(h.final.at_chance, false)
+  -- A network whose output ignores its input (all weights zero: constant logits, one class
+  -- for every example) is at chance; lr 0 keeps it there, and fit runs every epoch.
+  local dead = bn.models.mlp{ sizes = { 6, 16, 3 }, norm = "none" }
+  bn.no_grad(function() for _, p in ipairs(dead:parameters()) do p:fill(0) end end)
+  local still = bn.optim.SGD(dead:parameters(), { lr = 0 })
+  h = fit(dead, still, tr, te, { epochs = 2 })
+  check.eq(#h.epochs, 2, "collapse does not stop the run")
+  check.eq(h.diverged, false)
+  check.truthy(h.final.test_acc <= 1.5 / 3, "constant answer: accuracy of one class (" .. h.final.test_acc .. ")")
+  check.eq(h.collapsed, true)
+  check.eq(h.epochs[1].at_chance, true)
+end
+
 function T.log_and_checkpoint_files()
   local dir = tmpdir()
   local net, opt, tr, te = setup(4)
