@@ -8,33 +8,17 @@ local json = require "bnlab.json"
 
 local M = {}
 
-local BNLAB = check.bnlab()
-
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
 --- A fresh empty directory under /tmp (removed by M.cleanup()).
-local made = {}
-function M.temp_dir()
-  local path = os.tmpname()
-  os.remove(path)
-  bn.mkdir(path)
-  made[#made + 1] = path
-  return path
-end
+M.temp_dir = check.temp_dir
 
-function M.cleanup()
-  for _, d in ipairs(made) do os.execute("rm -rf " .. quote(d)) end
-  made = {}
-end
+--- Removes the directories made by M.temp_dir (every check.temp_dir / temp_file).
+M.cleanup = check.cleanup
 
---- Runs `bnlab run experiments/SCRIPT args...` with 2 threads; returns exit code and output.
+--- Runs `bnlab run experiments/SCRIPT args...` with 2 threads; returns exit code and output
+-- (stdout and stderr together).
 function M.run(script, args)
-  local words = { quote(BNLAB), "-t", "2", "run", quote("experiments/" .. script) }
-  for _, a in ipairs(args or {}) do words[#words + 1] = quote(a) end
-  local p = io.popen(table.concat(words, " ") .. " 2>&1")
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
+  local r = check.run_bnlab({ "-t", "2", "run", "experiments/" .. script, table.unpack(args or {}) }, { merge = true })
+  return r.code, r.out
 end
 
 --- Runs the script at --scale tiny into a fresh directory; fails the test (with the script's output)
@@ -49,11 +33,7 @@ function M.run_tiny(script, args)
 end
 
 local function read(path)
-  local f = io.open(path, "rb")
-  if not f then error("missing output file " .. path, 3) end
-  local s = f:read("a")
-  f:close()
-  return s
+  return check.read_file(path) or error("missing output file " .. path, 3)
 end
 
 --- The PNG decodes, has a sensible size and records its provenance (script and seed).

@@ -5,63 +5,11 @@ local check = require "check"
 local BNLAB = check.bnlab()
 local HERE = (arg[0]:match("^(.*)/[^/]*$") or ".")
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local quote, temp_file, temp_dir, write_file = check.quote, check.temp_file, check.temp_dir, check.write_file
+local expect_exit = check.exit_status
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
-
-local temporaries = {}
-local function temp_file(text, suffix)
-  local base = os.tmpname() -- creates the file: it goes too
-  local path = base .. (suffix or ".lua")
-  temporaries[#temporaries + 1] = base
-  temporaries[#temporaries + 1] = path
-  return write_file(path, text or "")
-end
-
-local function temp_dir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(os.execute("mkdir -p " .. quote(path)))
-  temporaries[#temporaries + 1] = path
-  return path
-end
-
---- Runs `bnlab WORDS` (WORDS already shell-quoted) and returns
--- { out =, err =, code = }. opts.stdin: text to feed; opts.env: "VAR=x ...";
--- opts.exe: another executable; opts.prefix: a command to wrap it (timeout).
-local function run(words, opts)
-  opts = opts or {}
-  local out, err = os.tmpname(), os.tmpname()
-  local input = opts.stdin and temp_file(opts.stdin, ".in") or "/dev/null"
-  local cmd = ("%s %s %s %s <%s >%s 2>%s"):format(opts.env or "", opts.prefix or "", opts.exe or BNLAB, words,
-    quote(input), quote(out), quote(err))
-  if opts.cd then cmd = "cd " .. quote(opts.cd) .. " && " .. cmd end
-  local _, how, code = os.execute(cmd)
-  local result = { out = slurp(out), err = slurp(err), code = code, how = how }
-  os.remove(out)
-  os.remove(err)
-  return result
-end
-
-local function expect_exit(r, code, what)
-  if r.code ~= code then
-    error(("%sexpected exit status %d, got %s %s\nstdout: %s\nstderr: %s"):format(what and (what .. ": ") or "",
-      code, tostring(r.how), tostring(r.code), r.out, r.err), 2)
-  end
-end
+-- run(WORDS, opts): `bnlab WORDS` (WORDS already shell-quoted) -> { out, err, code, how }.
+local run = check.run_bnlab
 
 local SHOW_ARGS = [[
 local parts = {}
@@ -142,7 +90,7 @@ function T.l_requires_a_module_into_a_global()
   local dir = temp_dir()
   write_file(dir .. "/mymod.lua", "return { answer = 42 }")
   local r = run("-l mymod -l alias=mymod -e 'print(mymod.answer, alias.answer)'",
-    { env = "BNLAB_LUA_PATH=" .. quote(dir) })
+    { env = { BNLAB_LUA_PATH = dir } })
   expect_exit(r, 0)
   check.eq(r.out, "42\t42\n")
   r = run("-l no_such_module_xyz -e 'print(1)'")
@@ -186,7 +134,7 @@ function T.submodules_load_on_first_use()
   assert(os.execute("mkdir -p " .. quote(dir .. "/bnlab")))
   write_file(dir .. "/bnlab/zzlazy.lua", "io.write('loading ') return { answer = 42 }")
   local r = run([[-e 'print(package.loaded["bnlab.zzlazy"]); print(bn.zzlazy.answer, bn.zzlazy == require "bnlab.zzlazy")']],
-    { env = "BNLAB_LUA_PATH=" .. quote(dir) })
+    { env = { BNLAB_LUA_PATH = dir } })
   expect_exit(r, 0)
   check.eq(r.out, "nil\nloading 42\ttrue\n", "loaded once, on first access")
   r = run([[-e 'print(bn.core, bn.tensor == nil or type(bn.tensor) ~= "table", bn["no.such"], type(getmetatable(bn).__complete()))']])
@@ -198,7 +146,7 @@ end
 
 function T.require_works_from_any_directory()
   local exe = io.popen("readlink -f " .. quote(BNLAB)):read("l")
-  local r = run("-e 'print(require(\"bnlab.args\") == bn.args)'", { cd = "/", exe = quote(exe) })
+  local r = run("-e 'print(require(\"bnlab.args\") == bn.args)'", { cd = "/", exe = exe })
   expect_exit(r, 0)
   check.eq(r.out, "true\n")
 end
@@ -210,7 +158,7 @@ function T.lua_path_env_directories_and_templates()
   write_file(dir .. "/pkg/init.lua", "return 'pkg'")
   write_file(dir .. "/tmpl_x.lua", "return 'template'")
   local r = run("-e 'print((require \"first\"), (require \"pkg\"), (require \"x\"))'",
-    { env = "BNLAB_LUA_PATH=" .. quote("/nonexistent;" .. dir .. ";" .. dir .. "/tmpl_?.lua") })
+    { env = { BNLAB_LUA_PATH = "/nonexistent;" .. dir .. ";" .. dir .. "/tmpl_?.lua" } })
   expect_exit(r, 0)
   check.eq(r.out, "first\tpkg\ttemplate\n")
 end
@@ -219,7 +167,7 @@ function T.lua_path_env_comes_first()
   local dir = temp_dir()
   assert(os.execute("mkdir -p " .. quote(dir .. "/bnlab")))
   write_file(dir .. "/bnlab/args.lua", "return { shadowed = true }")
-  local r = run("-e 'print(bn.args.shadowed)'", { env = "BNLAB_LUA_PATH=" .. quote(dir) })
+  local r = run("-e 'print(bn.args.shadowed)'", { env = { BNLAB_LUA_PATH = dir } })
   check.eq(r.out, "true\n")
 end
 
@@ -230,7 +178,7 @@ function T.installed_layout_finds_share_lua()
   local lua_dir = io.popen("readlink -f " .. quote(HERE .. "/../../lua")):read("l")
   assert(os.execute(("mkdir -p %s/bin %s/share/bnlab/lua && cp %s %s/bin/bnlab && cp -r %s/. %s/share/bnlab/lua/")
     :format(quote(prefix), quote(prefix), quote(exe), quote(prefix), quote(lua_dir), quote(prefix))))
-  local r = run("-e 'print(package.searchpath(\"bnlab\", package.path))'", { exe = quote(prefix .. "/bin/bnlab"), cd = "/" })
+  local r = run("-e 'print(package.searchpath(\"bnlab\", package.path))'", { exe = prefix .. "/bin/bnlab", cd = "/" })
   expect_exit(r, 0)
   check.contains(r.out, prefix .. "/bin/../share/bnlab/lua/bnlab/init.lua")
   check.eq(r.err, "")
@@ -308,12 +256,12 @@ function T.threads_option_and_env()
   check.contains(run("-t3 --version").out, "threads 3")
   check.contains(run("--threads=2 --version").out, "threads 2")
   check.contains(run("--threads 1 --version").out, "threads 1")
-  check.contains(run("--version", { env = "BNLAB_THREADS=2" }).out, "threads 2")
-  check.contains(run("-t 1 --version", { env = "BNLAB_THREADS=2" }).out, "threads 1", "-t wins over the env")
+  check.contains(run("--version", { env = { BNLAB_THREADS = "2" } }).out, "threads 2")
+  check.contains(run("-t 1 --version", { env = { BNLAB_THREADS = "2" } }).out, "threads 1", "-t wins over the env")
 end
 
 function T.threads_reach_the_library()
-  local r = run("-e 'print(bn.num_threads and bn.num_threads())'", { env = "BNLAB_THREADS=1" })
+  local r = run("-e 'print(bn.num_threads and bn.num_threads())'", { env = { BNLAB_THREADS = "1" } })
   if r.out == "nil\n" then check.skip("bn.num_threads not bound") end
   check.eq(r.out, "1\n")
   check.eq(run("-t 2 -e 'print(bn.num_threads())'").out, "2\n")
@@ -325,7 +273,7 @@ function T.bad_thread_counts_are_usage_errors()
     expect_exit(r, 2, words)
     check.contains(r.err, "thread", words)
   end
-  local r = run("-e 'print(1)'", { env = "BNLAB_THREADS=lots" })
+  local r = run("-e 'print(1)'", { env = { BNLAB_THREADS = "lots" } })
   expect_exit(r, 2)
   check.contains(r.err, "BNLAB_THREADS expects a whole number from 1 to 4096, got 'lots'")
 end
@@ -418,7 +366,7 @@ end
 -- ---- the README's first five minutes ----------------------------------------
 
 local function readme_section()
-  local text = slurp(HERE .. "/../../README.md")
+  local text = check.read_file(HERE .. "/../../README.md") or ""
   return text:match("\n## First five minutes\n(.-)\n## ") or text:match("\n## First five minutes\n(.*)$")
 end
 
@@ -501,7 +449,7 @@ end
     .. wait_for:format("caught 1", quote(err)) .. "sleep 0.3; kill -INT $pid; "
     .. "( sleep 20; kill -KILL $pid 2>/dev/null ) & guard=$!; wait $pid; status=$?; kill $guard 2>/dev/null; exit $status"
   local _, _, code = os.execute(cmd)
-  local stderr = slurp(err)
+  local stderr = check.read_file(err) or ""
   os.remove(out)
   os.remove(err)
   check.contains(stderr, "caught 1: " .. script .. ":4: interrupted!")
@@ -523,13 +471,4 @@ function T.repl_on_a_pseudo_terminal()
 end
 
 -- Each test's temporary files go when it ends, whatever the outcome.
-for name, test in pairs(T) do
-  T[name] = function()
-    local ok, err = pcall(test)
-    for _, path in ipairs(temporaries) do os.execute("rm -rf " .. quote(path)) end
-    temporaries = {}
-    if not ok then error(err, 0) end
-  end
-end
-
-return T
+return check.cleanup_after(T)

@@ -6,12 +6,7 @@ local X = require "experiment_check"
 local json = require "bnlab.json"
 local T = {}
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function read(path) return check.read_file(path) or error("missing output file " .. path, 2) end
 
 function T.tiny_report_from_two_experiments_then_resume()
   local dir = X.temp_dir()

@@ -21,34 +21,9 @@ math.randomseed(SEED)
 local LOG_COLUMNS = "epoch,train_loss,train_acc,test_loss,test_acc,lr,time,images_per_s"
 local RESULTS = { ["run.ckpt"] = true, ["run.csv"] = true, ["final.safetensors"] = true, ["losses.txt"] = true }
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local quote, slurp, temp_dir = check.quote, check.read_file, check.temp_dir
 
 local function exists(path) return slurp(path) ~= nil end
-
-local temporaries = {}
-local function temp_dir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(os.execute("mkdir -p " .. quote(path)))
-  temporaries[#temporaries + 1] = path
-  return path
-end
-
-local function listing(dir)
-  local p = io.popen("ls -A " .. quote(dir))
-  local names = {}
-  for name in p:lines() do names[#names + 1] = name end
-  p:close()
-  return names
-end
 
 -- Shell: waits for child $pid to end (killing it after 60 s: a hang fails the
 -- test instead of blocking the suite) and exits with its status. No helper
@@ -63,14 +38,7 @@ local function fail(fmt, ...) error(("[BNLAB_FAULT_SEED=%d] " .. fmt):format(SEE
 --- Runs the training script (extra words already quoted) to the end:
 -- { code =, out =, err = }.
 local function train(dir, words, threads)
-  local out, err = dir .. "/.stdout", dir .. "/.stderr"
-  local cmd = ("%s -t %d %s --dir %s %s >%s 2>%s"):format(quote(BNLAB), threads or THREADS, quote(SCRIPT),
-    quote(dir), words or "", quote(out), quote(err))
-  local _, _, code = os.execute(cmd)
-  local r = { code = code, out = slurp(out) or "", err = slurp(err) or "" }
-  os.remove(out)
-  os.remove(err)
-  return r
+  return check.run_bnlab(("-t %d %s --dir %s %s"):format(threads or THREADS, quote(SCRIPT), quote(dir), words or ""))
 end
 
 --- Starts the training script, waits until it has printed "step <at_step>"
@@ -149,7 +117,7 @@ end
 -- steps the checkpoint holds (0 without one) and the temporaries seen.
 local function check_run_dir(dir, ref, previous_steps, what)
   local temps = {}
-  for _, name in ipairs(listing(dir)) do
+  for _, name in ipairs(bn.listdir(dir)) do
     local base = name:match("^(.-)%.tmp%.%d+%.%d+$")
     if base and RESULTS[base] then
       temps[#temps + 1] = name
@@ -261,8 +229,7 @@ function T.second_sigint_stops_a_step_that_does_not_end()
   -- on_step that loops), the second one stops it at once as outside fit.
   local dir = temp_dir()
   local script = dir .. "/stuck.lua"
-  local f = assert(io.open(script, "w"))
-  f:write([[
+  check.write_file(script, [[
 local bn = require "bnlab"
 local ds = bn.data.blobs{ n = 64, classes = 2, shape = { 4 }, seed = 1 }
 local net = bn.models.mlp{ sizes = { 4, 8, 2 } }
@@ -273,7 +240,6 @@ bn.train.fit{ model = net, data = ds, optimizer = bn.optim.SGD(net:parameters(),
     if s.step == 2 then while true do end end
   end }
 ]])
-  f:close()
   local err = dir .. "/err"
   local wait_for = 'n=0; until grep -q "%s" %s 2>/dev/null; do n=$((n+1)); [ $n -gt 2000 ] && break; sleep 0.01; done; '
   local cmd = ("%s %s %s 2>%s & pid=$!; "):format(quote(BNLAB), quote(script), quote(dir), quote(err))
@@ -463,9 +429,7 @@ function T.full_disk_errors_name_the_failure_and_keep_the_previous_files()
       check.eq(slurp(dir .. "/" .. name), text, name .. " is the previous version")
     end
     check.eq(bn.train.load_checkpoint(dir .. "/run.ckpt").epoch, 1)
-    local names = listing(dir)
-    table.sort(names)
-    check.eq(names, { "fig.png", "filler", "log.csv", "run.ckpt", "t.npy" }, "no temporaries left")
+    check.eq(bn.listdir(dir), { "fig.png", "filler", "log.csv", "run.ckpt", "t.npy" }, "no temporaries left")
   end)
   os.execute("umount " .. quote(dir))
   if not ok then error(err, 0) end
@@ -492,9 +456,7 @@ os.exit((not ok and not ok2) and 0 or 1)
   check.contains(stderr, "File too large")
   check.contains(stderr, "bn.save_safetensors: safetensors: " .. dir .. "/w.safetensors")
   check.eq(slurp(path), "previous\n")
-  local names = listing(dir)
-  table.sort(names)
-  check.eq(names, { "err", "out.txt" }, "no temporaries left")
+  check.eq(bn.listdir(dir), { "err", "out.txt" }, "no temporaries left")
 end
 
 -- ---- a failing allocation -----------------------------------------------------------
@@ -548,13 +510,4 @@ function T.one_and_two_threads_give_identical_bits_for_this_model()
 end
 
 -- Each test's temporary files go when it ends, whatever the outcome.
-for name, test in pairs(T) do
-  T[name] = function()
-    local ok, err = pcall(test)
-    for _, path in ipairs(temporaries) do os.execute("rm -rf " .. quote(path)) end
-    temporaries = {}
-    if not ok then error(err, 0) end
-  end
-end
-
-return T
+return check.cleanup_after(T)

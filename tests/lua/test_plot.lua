@@ -19,13 +19,7 @@ local function tmpdir()
 end
 local function tmp(name) return tmpdir() .. "/" .. name end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = check.read_file
 
 local function csv_rows(path)
   local text = assert(read(path), "missing " .. path)

@@ -3,30 +3,11 @@
 local check = require "check"
 local bn = require "bnlab"
 
-local BNLAB = check.bnlab()
-
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
--- Runs `bnlab WORDS SCRIPT` with the script's text; returns stdout, stderr, exit code.
-local function run(words, script_text)
-  local script, out, err = os.tmpname(), os.tmpname(), os.tmpname()
-  local f = assert(io.open(script, "wb"))
-  f:write(script_text)
-  f:close()
-  local _, _, code = os.execute(("%s %s %s </dev/null >%s 2>%s"):format(quote(BNLAB), words, quote(script),
-    quote(out), quote(err)))
-  local o, e = slurp(out), slurp(err)
-  os.remove(script)
-  os.remove(out)
-  os.remove(err)
-  return o, e, code
+-- Runs `bnlab ARGS SCRIPT` (ARGS a list) with the script's text; returns { out, err, code, how }.
+local function run(args, script_text)
+  local all = { table.unpack(args) }
+  all[#all + 1] = check.temp_file(script_text)
+  return check.run_bnlab(all)
 end
 
 -- Three conv2d forwards, two of them recorded and backpropagated (the third
@@ -56,9 +37,10 @@ end
 local T = {}
 
 function T.profile_option_prints_a_table_with_the_calls_made()
-  local out, err, code = run("--profile", SCRIPT)
-  check.eq(code, 0, "exit status; stderr: " .. err)
-  check.eq(out, "script done\n", "stdout holds only the script's output")
+  local r = run({ "--profile" }, SCRIPT)
+  check.exit_status(r, 0)
+  check.eq(r.out, "script done\n", "stdout holds only the script's output")
+  local err = r.err
   check.contains(err, "| op | calls | total ms | % of wall | ms per call | GFLOP/s |")
   local fwd, bwd = table_row(err, "conv2d"), table_row(err, "conv2d backward")
   check.truthy(fwd, "a conv2d row in\n" .. err)
@@ -72,20 +54,20 @@ function T.profile_option_prints_a_table_with_the_calls_made()
 end
 
 function T.profile_option_works_after_run_and_when_the_script_fails()
-  local _, err, code = run("run --profile", SCRIPT .. "\nerror('boom')\n")
-  check.eq(code, 1, "exit status")
-  check.contains(err, "boom")
-  check.eq(table_row(err, "conv2d")[2], "3", "conv2d calls")
-  local _, err2, code2 = run("--profile", SCRIPT .. "\nos.exit(3)\n")
-  check.eq(code2, 3, "exit status")
-  check.eq(table_row(err2, "conv2d backward")[2], "2", "the table is printed on os.exit too")
+  local r = run({ "run", "--profile" }, SCRIPT .. "\nerror('boom')\n")
+  check.exit_status(r, 1)
+  check.contains(r.err, "boom")
+  check.eq(table_row(r.err, "conv2d")[2], "3", "conv2d calls")
+  r = run({ "--profile" }, SCRIPT .. "\nos.exit(3)\n")
+  check.exit_status(r, 3)
+  check.eq(table_row(r.err, "conv2d backward")[2], "2", "the table is printed on os.exit too")
 end
 
 function T.off_by_default_prints_nothing()
-  local out, err, code = run("", SCRIPT)
-  check.eq(code, 0, "exit status")
-  check.eq(out, "script done\n")
-  check.eq(err, "", "stderr without --profile")
+  local r = run({}, SCRIPT)
+  check.exit_status(r, 0)
+  check.eq(r.out, "script done\n")
+  check.eq(r.err, "", "stderr without --profile")
 end
 
 local function rows_by_name(rows)
@@ -148,4 +130,5 @@ function T.ops_inside_other_ops_are_not_rows_of_their_own()
   check.eq(total, 1 + 1 + 1 + 1 + 2 + 2 + by["autograd accumulate"].calls, "no other rows")
 end
 
-return T
+-- Each test's script goes when it ends, whatever the outcome.
+return check.cleanup_after(T)

@@ -13,45 +13,14 @@ local BNLAB = check.bnlab()
 local HERE = (arg[0]:match("^(.*)/[^/]*$") or ".")
 local FAKE = HERE .. "/data/fake_experiment.lua"
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local quote, slurp, temp_dir = check.quote, check.read_file, check.temp_dir
+local expect_exit = check.exit_status
 
 local function exists(path) return bn.file_type(path) ~= nil end
 
---- A fresh directory, removed when the variable holding it goes out of scope.
-local function temp_dir()
-  local path = os.tmpname()
-  os.remove(path)
-  bn.mkdir(path)
-  return setmetatable({ path = path }, {
-    __close = function(d) os.execute("rm -rf " .. quote(d.path)) end,
-  })
-end
-
---- Runs `bnlab WORDS` (already quoted); returns { out =, err =, code = }.
-local function run(words, env)
-  local out, err = os.tmpname(), os.tmpname()
-  local _, how, code = os.execute(("%s %s %s </dev/null >%s 2>%s"):format(env or "", quote(BNLAB), words, quote(out),
-    quote(err)))
-  local r = { out = slurp(out) or "", err = slurp(err) or "", code = code, how = how }
-  os.remove(out)
-  os.remove(err)
-  return r
-end
-
-local function expect_exit(r, code, what)
-  if r.code ~= code then
-    error(("%sexpected exit status %d, got %s %s\nstdout: %s\nstderr: %s"):format(what and (what .. ": ") or "",
-      code, tostring(r.how), tostring(r.code), r.out, r.err), 2)
-  end
-end
+--- Runs `bnlab WORDS` (already quoted), with env (a table of variables)
+-- when given; returns { out =, err =, code =, how = }.
+local function run(words, env) return check.run_bnlab(words, { env = env }) end
 
 local function wait_for(what, fn, timeout)
   local t0 = bn.clock()
@@ -180,8 +149,8 @@ function T.parse_reads_slurm_array_variables()
 end
 
 function T.dry_run_lists_each_shard_and_slurm_agrees()
-  local d <close> = temp_dir()
-  local out = d.path .. "/sweep"
+  local d = temp_dir()
+  local out = d .. "/sweep"
   local words = ("sweep %s --grid a=1,2,3 --grid b=x,y --seeds 2 --out %s --dry-run"):format(quote(FAKE), quote(out))
   local all = run(words)
   expect_exit(all, 0)
@@ -199,7 +168,7 @@ function T.dry_run_lists_each_shard_and_slurm_agrees()
       check.eq((k - 1) % n, i - 1)
       union[k] = true
     end
-    local slurm = run(words, ("SLURM_ARRAY_TASK_ID=%d SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=%d"):format(i, n))
+    local slurm = run(words, { SLURM_ARRAY_TASK_ID = i, SLURM_ARRAY_TASK_MIN = 1, SLURM_ARRAY_TASK_COUNT = n })
     expect_exit(slurm, 0)
     check.eq(listed(slurm.out), ks, "Slurm task " .. i)
     check.contains(slurm.out, "shard " .. i .. "/" .. n .. " (SLURM_ARRAY_TASK_ID)")
@@ -214,8 +183,8 @@ end
 -- ---- running --------------------------------------------------------------
 
 function T.failures_are_isolated_and_statuses_recorded()
-  local d <close> = temp_dir()
-  local dir, counter = d.path .. "/s", d.path .. "/counter"
+  local d = temp_dir()
+  local dir, counter = d .. "/s", d .. "/counter"
   local words = ("sweep %s --grid mode=ok,fail,diverge,nested,crash --grid lr=0.5 -j 2 --out %s -- --counter %s")
     :format(quote(FAKE), quote(dir), quote(counter))
   local r = run(words)
@@ -271,11 +240,11 @@ function T.failures_are_isolated_and_statuses_recorded()
 end
 
 function T.a_killed_sweep_resumes_without_rerunning_finished_configs()
-  local d <close> = temp_dir()
-  local dir, counter = d.path .. "/s", d.path .. "/counter"
+  local d = temp_dir()
+  local dir, counter = d .. "/s", d .. "/counter"
   local words = ("sweep %s --grid lr=1,2,3,4 -j 1 --out %s -- --sleep 0.6 --counter %s"):format(quote(FAKE),
     quote(dir), quote(counter))
-  local pid, finished = start_background(words, d.path)
+  local pid, finished = start_background(words, d)
   wait_for("the first configuration", function() return status_of(dir, "lr=1,seed=1") end)
   local child = math.tointeger(tonumber(wait_for("the second configuration to start",
     function() return (slurp(dir .. "/lr=2,seed=1/pid.txt") or ""):match("^(%d+)\n") end)))
@@ -310,10 +279,10 @@ function T.a_killed_sweep_resumes_without_rerunning_finished_configs()
 end
 
 local function interrupt_test(signal, code, more)
-  local d <close> = temp_dir()
-  local dir = d.path .. "/s"
+  local d = temp_dir()
+  local dir = d .. "/s"
   local words = ("sweep %s --grid lr=1,2,3 -j 2 --out %s -- --sleep 5"):format(quote(FAKE), quote(dir))
-  local pid, finished = start_background(words, d.path)
+  local pid, finished = start_background(words, d)
   local children = {}
   for k = 1, 2 do
     children[k] = math.tointeger(tonumber(wait_for("configuration " .. k .. " to start",
@@ -354,8 +323,8 @@ local function write(path, text)
 end
 
 function T.merge_joins_configs_and_flattens_summaries()
-  local d <close> = temp_dir()
-  local root = d.path .. "/runs"
+  local d = temp_dir()
+  local root = d .. "/runs"
   write(root .. "/x/summary.json",
     '{"loss": 0.5, "none": {"growth": 12.5, "deep": {"v": true}}, "list": [1, 2], "seed": 3, "note": "a,b"}')
   write(root .. "/x/config.json", '{"name": "x", "params": {"lr": "0.1", "seed": 3}}')
@@ -363,7 +332,7 @@ function T.merge_joins_configs_and_flattens_summaries()
   write(root .. "/y/deeper/summary.json", '{"loss": 0.25, "bn": {"growth": 1}, "seed": 8}')
   write(root .. "/y/deeper/config.json", '{"lr": 0.01, "seed": 4}') -- no params: its top-level values
   write(root .. "/z/summary.json", "{broken")
-  local out_csv = d.path .. "/all.csv"
+  local out_csv = d .. "/all.csv"
   local r = run(("merge %s --out %s"):format(quote(root), quote(out_csv)))
   expect_exit(r, 0)
   check.contains(r.err, "skipped " .. root .. "/z/summary.json")
@@ -374,7 +343,7 @@ function T.merge_joins_configs_and_flattens_summaries()
     'x,0.1,3,ok,1.5,,0.5,true,12.5,"a,b",',
     "y/deeper,0.01,4,,,1,0.25,,,,8",
   }, "\n") .. "\n")
-  local out_json = d.path .. "/all.json"
+  local out_json = d .. "/all.json"
   expect_exit(run(("merge %s --out %s"):format(quote(root), quote(out_json))), 0)
   local tab = json.decode(slurp(out_json))
   check.eq(tab.columns[1], "dir")
@@ -389,13 +358,13 @@ function T.merge_joins_configs_and_flattens_summaries()
 end
 
 function T.merge_reads_what_a_sweep_wrote()
-  local d <close> = temp_dir()
-  local dir = d.path .. "/s"
+  local d = temp_dir()
+  local dir = d .. "/s"
   expect_exit(run(("sweep %s --grid lr=1,2 --seeds 2 --out %s"):format(quote(FAKE), quote(dir))), 0)
-  local r = run("merge " .. quote(dir) .. " --out " .. quote(d.path .. "/m.csv"))
+  local r = run("merge " .. quote(dir) .. " --out " .. quote(d .. "/m.csv"))
   expect_exit(r, 0)
   local lines = {}
-  for line in slurp(d.path .. "/m.csv"):gmatch("[^\n]+") do lines[#lines + 1] = line end
+  for line in slurp(d .. "/m.csv"):gmatch("[^\n]+") do lines[#lines + 1] = line end
   check.eq(lines[1], "dir,lr,seed,status,seconds,mode,nested.a,nested.b.c,score")
   check.eq(#lines, 5)
   check.truthy(lines[2]:match('^"lr=1,seed=1",1,1,ok,[%d.e-]+,ok,1,deep,11$'), lines[2])
@@ -403,20 +372,20 @@ function T.merge_reads_what_a_sweep_wrote()
 end
 
 function T.merge_usage_and_empty_results()
-  local d <close> = temp_dir()
+  local d = temp_dir()
   local r = run("merge")
   expect_exit(r, 2)
   check.contains(r.err, "bnlab merge: no directory given")
-  r = run("merge " .. quote(d.path .. "/missing"))
+  r = run("merge " .. quote(d .. "/missing"))
   expect_exit(r, 2)
-  check.contains(r.err, "no such file or directory: " .. d.path .. "/missing")
-  r = run("merge " .. quote(d.path))
+  check.contains(r.err, "no such file or directory: " .. d .. "/missing")
+  r = run("merge " .. quote(d))
   expect_exit(r, 1)
-  check.contains(r.err, "no summary.json found below " .. d.path)
-  r = run("merge --bogus " .. quote(d.path))
+  check.contains(r.err, "no summary.json found below " .. d)
+  r = run("merge --bogus " .. quote(d))
   expect_exit(r, 2)
   check.contains(r.err, "unknown option '--bogus'")
-  r = run("merge " .. quote(d.path) .. " --out")
+  r = run("merge " .. quote(d) .. " --out")
   expect_exit(r, 2)
   check.contains(r.err, "needs a file name")
   r = run("merge --help")
@@ -427,12 +396,12 @@ end
 -- ---- usage ----------------------------------------------------------------
 
 function T.sweep_usage_errors_exit_2()
-  local d <close> = temp_dir()
-  local out = quote(d.path .. "/s")
+  local d = temp_dir()
+  local out = quote(d .. "/s")
   local cases = {
     { "", "no script given" },
     { quote(FAKE) .. " --grid a=1", "no --out DIR given" },
-    { quote(d.path .. "/nope.lua") .. " --out " .. out, "cannot open the script " .. d.path .. "/nope.lua" },
+    { quote(d .. "/nope.lua") .. " --out " .. out, "cannot open the script " .. d .. "/nope.lua" },
     { quote(FAKE) .. " --out " .. out .. " --grid lr", "--grid expects KEY=V1,V2,..., got 'lr'" },
     { quote(FAKE) .. " --out " .. out .. " --grid =1,2", "--grid expects KEY=V1,V2,... with KEY a name" },
     { quote(FAKE) .. " --out " .. out .. " --grid lr=", "--grid lr: empty value" },
@@ -458,7 +427,7 @@ function T.sweep_usage_errors_exit_2()
     check.contains(r.err, "bnlab sweep: " .. case[2], case[1])
     check.contains(r.err, "Try 'bnlab sweep --help'", case[1])
   end
-  check.eq(exists(d.path .. "/s"), false, "nothing created by a usage error")
+  check.eq(exists(d .. "/s"), false, "nothing created by a usage error")
   local h = run("sweep --help")
   expect_exit(h, 0)
   for _, word in ipairs { "--grid KEY=V1,V2", "--shard I/N", "SLURM_ARRAY_TASK_ID", "--dry-run", "status.json",
@@ -474,8 +443,8 @@ end
 -- ---- the bindings ---------------------------------------------------------
 
 function T.spawn_wait_kill_and_their_argument_checks()
-  local d <close> = temp_dir()
-  local log = d.path .. "/log.txt"
+  local d = temp_dir()
+  local log = d .. "/log.txt"
   local pid = process.spawn({ "/bin/sh", "-c", "echo out; echo err >&2; read x; echo \"[$x]\"; exit 3" },
     { output = log, input = "/dev/null" })
   check.eq({ process.wait(pid, 10) }, { pid, 3 })
@@ -490,7 +459,7 @@ function T.spawn_wait_kill_and_their_argument_checks()
   check.raises(process.spawn, "bn.process.spawn: cannot run /nonexistent/prog: No such file or directory",
     { "/nonexistent/prog" })
   check.raises(process.spawn, "bn.process.spawn: cannot open output", { "/bin/true" },
-    { output = d.path .. "/no/such/log" })
+    { output = d .. "/no/such/log" })
   check.raises(process.spawn, "bn.process.spawn: argument #1 (argv) expected a non-empty list of strings", {})
   check.raises(process.spawn, "bn.process.spawn: argument #1 (argv) expected a list of strings", "/bin/true")
   check.raises(process.spawn,
@@ -521,17 +490,17 @@ function T.process_control_is_not_in_bn_itself()
 end
 
 function T.listdir_file_type_and_trapped_signals()
-  local d <close> = temp_dir()
-  write(d.path .. "/b.txt", "")
-  write(d.path .. "/a/c.txt", "")
-  check.eq(bn.listdir(d.path), { "a", "b.txt" })
-  check.eq(bn.file_type(d.path .. "/a"), "directory")
-  check.eq(bn.file_type(d.path .. "/b.txt"), "file")
-  check.eq(bn.file_type(d.path .. "/none"), nil)
-  os.execute("ln -s b.txt " .. quote(d.path .. "/link"))
-  check.eq(bn.file_type(d.path .. "/link"), "link")
-  check.eq(bn.file_type(d.path .. "/link", true), "file")
-  check.raises(bn.listdir, "bn.listdir: " .. d.path .. "/none: No such file or directory", d.path .. "/none")
+  local d = temp_dir()
+  write(d .. "/b.txt", "")
+  write(d .. "/a/c.txt", "")
+  check.eq(bn.listdir(d), { "a", "b.txt" })
+  check.eq(bn.file_type(d .. "/a"), "directory")
+  check.eq(bn.file_type(d .. "/b.txt"), "file")
+  check.eq(bn.file_type(d .. "/none"), nil)
+  os.execute("ln -s b.txt " .. quote(d .. "/link"))
+  check.eq(bn.file_type(d .. "/link"), "link")
+  check.eq(bn.file_type(d .. "/link", true), "file")
+  check.raises(bn.listdir, "bn.listdir: " .. d .. "/none: No such file or directory", d .. "/none")
   check.raises(bn.listdir, "bn.listdir: argument #1 (path) expected a non-empty path", "")
   -- a trapped SIGTERM cuts a wait short and is reported once
   process.trap_signals(true)
@@ -546,4 +515,5 @@ function T.listdir_file_type_and_trapped_signals()
   assert(ok, err)
 end
 
-return T
+-- Each test's temporary directories go when it ends, whatever the outcome.
+return check.cleanup_after(T)

@@ -7,6 +7,8 @@
 
 local bn = require "bnlab"
 local json = require "bnlab.json"
+local merge = require "bnlab.merge"
+local process = require "bnlab.process"
 
 local report = {}
 
@@ -40,19 +42,9 @@ function report.script_names()
   return table.concat(names, ", ")
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 local function summary_of(dir)
-  local text = read(dir .. "/summary.json")
-  if not text then return nil end
-  local ok, s = pcall(json.decode, text)
-  return ok and type(s) == "table" and s or nil
+  local s = merge.read_json(dir .. "/summary.json")
+  return type(s) == "table" and s or nil
 end
 
 --- Has the experiment in dir finished at this scale?
@@ -63,17 +55,9 @@ end
 
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- The running bnlab binary: the interpreter's own name in `arg`.
-local function executable()
-  if type(arg) ~= "table" then return "bnlab" end
-  local i = 0
-  while arg[i - 1] ~= nil do i = i - 1 end
-  return arg[i]
-end
-
 --- Runs `bnlab run script args...` with output to log; returns exit code and seconds.
 function report.run_script(script, args, log)
-  local words = { quote(executable()), "-t", tostring(bn.num_threads()), "run", quote(script) }
+  local words = { quote(process.executable()), "-t", tostring(bn.num_threads()), "run", quote(script) }
   for _, a in ipairs(args) do words[#words + 1] = quote(a) end
   bn.mkdir(log:match("^(.*)/[^/]*$") or ".")
   local t0 = bn.clock()
@@ -85,14 +69,13 @@ function report.run_script(script, args, log)
   return ok and 0 or code, bn.clock() - t0
 end
 
+-- The PNGs in dir (none when dir does not exist), by name.
 local function list_figures(dir)
   local figures = {}
-  local p = io.popen("ls -1 " .. quote(dir) .. " 2>/dev/null")
-  for name in p:lines() do
-    if name:match("%.png$") then figures[#figures + 1] = name end
+  if bn.file_type(dir, true) ~= "directory" then return figures end
+  for _, name in ipairs(bn.listdir(dir)) do
+    if name:match("^[^.].*%.png$") then figures[#figures + 1] = name end
   end
-  p:close()
-  table.sort(figures)
   return figures
 end
 
