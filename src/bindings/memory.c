@@ -136,6 +136,24 @@ static int l_mem_set_limit(lua_State *L)
     return 0;
 }
 
+/* Bytes of freed storage kept for reuse (not counted by mem_in_use). */
+static int l_mem_cached(lua_State *L)
+{
+    lua_pushinteger(L, bn_mem_cached());
+    return 1;
+}
+
+/* bn.mem_cache_limit() returns the cache's limit in bytes;
+ * bn.mem_cache_limit(bytes) sets it (0 empties and disables the cache) and
+ * returns the previous one. */
+static int l_mem_cache_limit(lua_State *L)
+{
+    int64_t old = bn_mem_cache_limit();
+    if (!lua_isnoneornil(L, 1)) bn_mem_set_cache_limit(lt_optint(L, 1, "mem_cache_limit", "bytes", 0, INT64_MAX, 0));
+    lua_pushinteger(L, old);
+    return 1;
+}
+
 /* Sentinel finalizer: the module table's state is closing. */
 static int sentinel_gc(lua_State *L)
 {
@@ -153,6 +171,8 @@ void lt_open_memory(lua_State *L, int mod, int methods)
         {"mem_peak", l_mem_peak},
         {"mem_reset_peak", l_mem_reset_peak},
         {"mem_set_limit", l_mem_set_limit},
+        {"mem_cached", l_mem_cached},
+        {"mem_cache_limit", l_mem_cache_limit},
         {NULL, NULL},
     };
     lua_pushvalue(L, mod);

@@ -51,10 +51,10 @@ typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV } binop;
 
 /* The hot loops carry `omp simd`: GCC at -O2 only vectorizes under its
  * "very cheap" cost model, which refuses loops that need a runtime alias
- * check, so without it these run as scalar code (measured 5-10x slower on
- * a ResNet activation, bench/NOTES.md). Every loop is elementwise (no
- * reduction), so vector and scalar code give the same results; the op's
- * switch is hoisted out so that each loop body is one operation. */
+ * check, so without it these run as scalar code (relu and its backward
+ * 2.6-3.3x slower on a ResNet activation, bench/NOTES.md). Every loop is
+ * elementwise (no reduction), so vector and scalar code give the same
+ * results; the op's switch is hoisted out so each body is one operation. */
 
 /* o[j] = x[j * sx] op y[j * sy] for j < len: the unit-stride and
  * broadcast-scalar cases vectorize, the rest is a plain strided loop. */

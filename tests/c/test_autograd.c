@@ -172,6 +172,50 @@ static void test_tensor_hooks(void **state)
     for (int i = 0; i < 5; i++) bn_tensor_release(ts[i]);
 }
 
+/* add and sub hand their output gradient to both inputs without copying;
+ * what receives it must still end up with the right, separate values. */
+static bn_status keep_grad(void *ud, const char *name, bn_tensor *grad)
+{
+    (void)name;
+    bn_tensor **kept = ud;
+    if (!*kept) *kept = bn_tensor_retain(grad);
+    return BN_OK;
+}
+
+static void test_shared_gradients_are_copied_on_write(void **state)
+{
+    (void)state;
+    bn_tensor *a = leaf(21, 2, TU_SHAPE(4, 8)), *b = leaf(22, 2, TU_SHAPE(4, 8));
+    /* leaves: each .grad its own buffer, even from one add */
+    bn_tensor *s = bn_add(a, b), *l = bn_sum_all(s);
+    TU_ST(bn_backward(l, NULL, false));
+    assert_ptr_not_equal(a->grad->storage, b->grad->storage);
+    for (int i = 0; i < 32; i++) assert_true(bn_tensor_data(a->grad)[i] == 1.0f && bn_tensor_data(b->grad)[i] == 1.0f);
+    bn_tensor_data(a->grad)[0] = 5.0f; /* writing one leaves the other alone */
+    assert_true(bn_tensor_data(b->grad)[0] == 1.0f);
+    bn_tensor_release(s), bn_tensor_release(l);
+    TU_ST(bn_tensor_zero_grad(a));
+    TU_ST(bn_tensor_zero_grad(b));
+
+    /* nodes: h = 3a feeds an add twice (t = h + h2, h2 = 2h), so the slots
+     * of h and h2 share the add's gradient, then h2's backward adds 2 g into
+     * h's: the gradient a hook on h2 kept must not change */
+    bn_tensor *h = bn_mul_scalar(a, 3.0f), *h2 = bn_mul_scalar(h, 2.0f);
+    bn_tensor *kept = NULL;
+    TU_ST(bn_tensor_register_hook(h2, keep_grad, &kept, NULL));
+    bn_tensor *t = bn_add(h, h2), *w = bn_mul(t, b), *m = bn_sum_all(w);
+    TU_ST(bn_backward(m, NULL, false));
+    TU_OK(kept);
+    for (int i = 0; i < 32; i++) {
+        float bi = bn_tensor_data(b)[i];
+        assert_true(bn_tensor_data(kept)[i] == bi);                          /* d m / d h2 = b */
+        assert_float_equal(bn_tensor_data(a->grad)[i], 9.0f * bi, 1e-5);     /* 3 (b + 2 b) */
+        assert_float_equal(bn_tensor_data(b->grad)[i], 9.0f * bn_tensor_data(a)[i], 1e-4); /* t = 9a */
+    }
+    bn_tensor *ts[] = {kept, h, h2, t, w, m, a, b};
+    for (int i = 0; i < 8; i++) bn_tensor_release(ts[i]);
+}
+
 static void free_counter(void *ud) { (*(int *)ud)++; }
 
 static void test_pattern_hooks_see_named_tensors(void **state)
@@ -305,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_retain_grad_and_non_scalar_backward),
         cmocka_unit_test(test_retain_graph),
         cmocka_unit_test(test_tensor_hooks),
+        cmocka_unit_test(test_shared_gradients_are_copied_on_write),
         cmocka_unit_test(test_pattern_hooks_see_named_tensors),
         cmocka_unit_test(test_gradients_through_views),
         cmocka_unit_test(test_graph_is_freed_with_its_tensors),

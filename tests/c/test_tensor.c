@@ -107,6 +107,60 @@ static void test_refcounts_and_memory(void **state)
     assert_int_equal(bn_mem_in_use(), before);
 }
 
+/* Freed big buffers are kept for the next allocation of the same size; they
+ * are not "in use" and do not count against the memory limit. */
+static void test_storage_cache(void **state)
+{
+    (void)state;
+    int64_t limit = bn_mem_cache_limit();
+    bn_mem_set_cache_limit(0); /* empty */
+    assert_int_equal(bn_mem_cached(), 0);
+    bn_mem_set_cache_limit(INT64_C(64) << 20);
+    if (bn_mem_cache_limit() == 0) { /* AddressSanitizer build: no cache */
+        bn_tensor *t = bn_tensor_ones(1, TU_SHAPE(1 << 18));
+        TU_OK(t);
+        bn_tensor_release(t);
+        assert_int_equal(bn_mem_cached(), 0);
+        return;
+    }
+    int64_t before = bn_mem_in_use();
+    bn_tensor *t = bn_tensor_ones(1, TU_SHAPE(1 << 18)); /* 1 MiB */
+    TU_OK(t);
+    float *buf = t->storage->data;
+    bn_tensor_release(t);
+    assert_int_equal(bn_mem_in_use(), before);
+    assert_int_equal(bn_mem_cached(), 1 << 20);
+    /* a different size does not take it; the same size does (zeros: cleared) */
+    bn_tensor *other = bn_tensor_zeros(1, TU_SHAPE(1 << 17));
+    TU_OK(other);
+    assert_ptr_not_equal(other->storage->data, buf);
+    bn_tensor *again = bn_tensor_zeros(1, TU_SHAPE(1 << 18));
+    TU_OK(again);
+    assert_ptr_equal(again->storage->data, buf);
+    assert_int_equal(bn_mem_cached(), 0);
+    for (int64_t i = 0; i < (1 << 18); i += 4099) assert_true(bn_tensor_data(again)[i] == 0.0f);
+    assert_int_equal(bn_mem_in_use(), before + (1 << 20) + (1 << 19));
+    /* the limit counts tensors only: cached bytes do not make it fail */
+    bn_tensor_release(other);
+    bn_mem_set_limit(bn_mem_in_use() + (1 << 19));
+    bn_tensor *fits = bn_tensor_empty(1, TU_SHAPE(1 << 17));
+    TU_OK(fits);
+    TU_FAILS(bn_tensor_empty(1, TU_SHAPE(1 << 18)), BN_ENOMEM, "limit");
+    bn_mem_set_limit(0);
+    bn_tensor_release(fits);
+    bn_tensor_release(again);
+    /* bounded: a buffer above the limit is freed, and lowering it evicts */
+    bn_mem_set_cache_limit(INT64_C(1) << 20);
+    bn_tensor *big = bn_tensor_empty(1, TU_SHAPE(1 << 19)); /* 2 MiB */
+    TU_OK(big);
+    bn_tensor_release(big);
+    assert_true(bn_mem_cached() <= INT64_C(1) << 20);
+    bn_mem_set_cache_limit(0);
+    assert_int_equal(bn_mem_cached(), 0);
+    assert_int_equal(bn_mem_in_use(), before);
+    bn_mem_set_cache_limit(limit);
+}
+
 static void test_views_share_storage(void **state)
 {
     (void)state;
@@ -351,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_creation_errors),
         cmocka_unit_test(test_memory_limit_reports_enomem),
         cmocka_unit_test(test_refcounts_and_memory),
+        cmocka_unit_test(test_storage_cache),
         cmocka_unit_test(test_views_share_storage),
         cmocka_unit_test(test_expand_and_subsample),
         cmocka_unit_test(test_view_errors),

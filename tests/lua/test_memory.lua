@@ -172,6 +172,25 @@ function T.out_of_memory_is_an_error_not_a_crash()
   if not ok then error(err, 0) end
 end
 
+function T.freed_buffers_are_cached_for_reuse_within_the_limit()
+  local limit = bn.mem_cache_limit()
+  check.eq(bn.mem_cache_limit(0), limit) -- returns the previous limit; 0 empties it
+  check.eq(bn.mem_cached(), 0)
+  bn.mem_cache_limit(16 * MB)
+  if bn.mem_cache_limit() == 0 then return end -- AddressSanitizer build: no cache
+  check.truthy(limit > 0, "a cache by default")
+  collectgarbage()
+  local before = bn.mem_in_use()
+  do local t <close> = bn.zeros(1024, 1024) end -- 4 MB, freed at once
+  check.eq(bn.mem_in_use(), before)         -- cached bytes are not in use
+  check.eq(bn.mem_cached(), 4 * MB)
+  local again <close> = bn.ones(1024, 1024) -- the same size takes it back
+  check.eq(bn.mem_cached(), 0)
+  check.eq(again:sum():item(), 1024.0 * 1024)
+  check.raises(function() bn.mem_cache_limit(-1) end, "bn.mem_cache_limit")
+  bn.mem_cache_limit(limit)
+end
+
 function T.out_of_memory_collects_dead_tensors_and_retries()
   collectgarbage()
   bn.mem_set_limit(bn.mem_in_use() + 8 * MB)
