@@ -216,6 +216,14 @@ static int open_build_info(lua_State *L)
     lua_setfield(L, -2, "blas");
     lua_pushstring(L, libpng_version());
     lua_setfield(L, -2, "libpng");
+    /* Tests that limit address space (ulimit -v) cannot run under ASan, whose
+     * shadow memory reserves terabytes of it. */
+#ifdef __SANITIZE_ADDRESS__
+    lua_pushboolean(L, 1);
+#else
+    lua_pushboolean(L, 0);
+#endif
+    lua_setfield(L, -2, "sanitize");
     return 1;
 }
 
