@@ -17,7 +17,9 @@ local o = E.start{
     .. "--lr-none (every other normalization: the 56-layer unnormalized net goes to NaN at lr 1e-4).",
   options = {
     steps = { 20, "updates probed (K)" },
-    per_decade = { 2, "step sizes per decade on the grid 1e-5 ... 1e1" },
+    per_decade = { 2, "step sizes per decade on the grid" },
+    alpha_min = { 1e-5, "smallest step size of the grid (a power of 10; deep nets without BN need 1e-9)" },
+    alpha_max = { 10.0, "largest step size of the grid (a power of 10)" },
     lr_none = { 1e-5, "training lr of the trajectory without BN (and with --norm last)" },
     threshold = { 1e3, "relative loss counted as divergence" },
   },
@@ -26,7 +28,12 @@ local o = E.start{
              tiny = { depth = 8, batch = 16, steps = 3, per_decade = 1 } },
 }
 local train = E.data(o)
-local alphas = D.alphas(o.per_decade)
+local lo, hi = math.log(o.alpha_min, 10), math.log(o.alpha_max, 10)
+if not (o.alpha_min > 0 and o.alpha_max > o.alpha_min) then
+  io.stderr:write(("divergence.lua: expected 0 < --alpha-min < --alpha-max, got %g and %g\n"):format(o.alpha_min, o.alpha_max))
+  os.exit(2, true)
+end
+local alphas = D.alphas(o.per_decade, lo, hi)
 
 print(("E2: ResNet-%d, batch %d, %d updates, %d step sizes %.0e ... %.0e"):format(o.depth, o.batch, o.steps, #alphas, alphas[1], alphas[#alphas]))
 local results, order, summary = {}, {}, { depth = o.depth, batch = o.batch, steps = o.steps, threshold = o.threshold, alphas = alphas }

@@ -91,6 +91,18 @@ function T.tiny_run_writes_figures_csv_and_summary()
   X.cleanup()
 end
 
+function T.grid_range_options()
+  local dir = X.run_tiny("divergence.lua", { "--alpha-min", "1e-9", "--alpha-max", "1e-3" })
+  local s = X.summary(dir)
+  check.eq(#s.alphas, 7, "one step size per decade 1e-9 ... 1e-3 at tiny scale")
+  check.near(s.alphas[1], 1e-9, 1e-18)
+  check.near(s.alphas[7], 1e-3, 1e-12)
+  local code, text = X.run("divergence.lua", { "--scale", "tiny", "--alpha-min", "0", "--out", X.temp_dir() })
+  check.eq(code, 2, "a grid that does not start above 0 is a usage error")
+  check.contains(text, "--alpha-min")
+  X.cleanup()
+end
+
 function T.help_and_bad_option()
   X.help_and_usage("divergence.lua")
 end
