@@ -236,7 +236,11 @@ function plot.figure(opts)
   local c <close> = util.guard(fn, core.render.canvas, out.width, out.height)
   local cw, chh = out.width / cols, (out.height - title_h) / rows
   if title then
-    c:text(title, out.width / 2, 10, { size = axes.theme.suptitle, color = axes.theme.text, halign = "center", valign = "top" })
+    -- a title wider than the image is set smaller (down to 9 px) rather than cut off
+    local size = axes.theme.suptitle
+    local tw = util.guard(fn, core.render.text_size, title, size)
+    if tw > out.width - 20 then size = math.max(9, size * (out.width - 20) / tw) end
+    c:text(title, out.width / 2, 10, { size = size, color = axes.theme.text, halign = "center", valign = "top" })
   end
   local written = {}
   for i, spec in ipairs(specs) do
