@@ -69,9 +69,11 @@ if bs and ns and nl then
                                  all_failed = nl.failed == nl.seeds }
   summary.bn_benefit = best_bn and best_none and best_bn.final_test_mean - best_none.final_test_mean
   summary.holds = summary.small_lr.similar and summary.bn_best_at_large_lr and summary.none_at_largest_lr.all_failed
-  E.finish(o, summary, ("lr %g (smallest where a net learned): BN %.1f%% vs no BN %.1f%% (gap %.1f points, seed noise %.1f); best BN %.1f%% at lr %g, best no BN %s; "
-    .. "no BN at lr %g: %d/%d diverged, %d/%d at chance"):format(cmp, 100 * bs.final_test_mean, 100 * ns.final_test_mean,
-    100 * gap, 100 * noise, best_bn and 100 * best_bn.final_test_mean or 0 / 0, best_bn and best_bn.lr or 0 / 0,
+  -- a mean over no surviving seed is NaN: say so in words
+  local function pct(v, unit) return v == v and ("%.1f" .. unit):format(100 * v) or "none trained" end
+  E.finish(o, summary, ("lr %g (smallest where a net learned): BN %s vs no BN %s (gap %s, seed noise %s); best BN %s at lr %g, best no BN %s; "
+    .. "no BN at lr %g: %d/%d diverged, %d/%d at chance"):format(cmp, pct(bs.final_test_mean, "%%"), pct(ns.final_test_mean, "%%"),
+    pct(gap, " points"), pct(noise, ""), pct(best_bn and best_bn.final_test_mean or 0 / 0, "%%"), best_bn and best_bn.lr or 0 / 0,
     best_none and ("%.1f%% at lr %g"):format(100 * best_none.final_test_mean, best_none.lr) or "none (all diverged)",
     large, nl.diverged, nl.seeds, nl.collapsed, nl.seeds))
 else
