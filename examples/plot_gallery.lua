@@ -8,7 +8,7 @@
 local bn = require "bnlab"
 
 local out = arg and arg[1] or "docs/figures/examples"
-assert(os.execute("mkdir -p '" .. out .. "'"))
+bn.mkdir(out)
 local function path(name) return out .. "/" .. name end
 
 bn.manual_seed(0)

@@ -23,7 +23,7 @@ local o = bn.args({
 }, "Train one network and record its history.")
 
 bn.manual_seed(o.seed)
-os.execute("mkdir -p '" .. o.out .. "'")
+bn.mkdir(o.out)
 local train, test = bn.data[o.dataset]{ dir = o.data ~= "" and o.data or nil, normalize = true }
 local c = train.shape[1]
 local net

@@ -513,4 +513,21 @@ function T.one_and_two_threads_give_identical_bits_for_this_model()
 end
 
 -- Each test's temporary files go when it ends, whatever the outcome.
+-- ---- output directories ------------------------------------------------------------
+
+function T.mkdir_creates_parents_and_names_what_fails()
+  local dir = check.temp_dir()
+  local deep = dir .. "/a b/it's/c"
+  bn.mkdir(deep)                              -- a quote and a space: no shell involved
+  check.eq(bn.file_type(deep), "directory")
+  bn.mkdir(deep .. "/")                       -- existing, trailing slash: fine
+  check.write_file(dir .. "/f", "x")
+  local ok, err = pcall(bn.mkdir, dir .. "/f/sub")
+  check.eq(ok, false)
+  check.contains(err, "bn.mkdir: '" .. dir .. "/f' exists and is not a directory")
+  ok, err = pcall(bn.mkdir, 3)
+  check.eq(ok, false)
+  check.contains(err, "bn.mkdir: argument #1 (path) expected a string, got number")
+end
+
 return check.cleanup_after(T)
